@@ -1,0 +1,210 @@
+"""Construction: build declared layers after ``__init__``, skip PyTorch's throwaway init,
+initialize the new model once, and leave the global RNG as it was.
+
+The state is per thread. The outermost SeededModule under construction owns it: nested ones
+(blocks built inside its ``__init__``) are initialized as part of its tree, once, at its end.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import typing
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ._errors import ConstructionError
+from ._execute import SavedRng
+
+if TYPE_CHECKING:
+    from ._declare import DeclaredLayer
+    from ._module import SeededModule
+
+__all__ = ["begin", "build_missing", "end", "under_construction"]
+
+# Random in-place fills that layer constructors run on their fresh parameters. During a
+# SeededModule's construction they are skipped: the reset at its end overwrites them anyway.
+_SKIPPED: frozenset[object] = frozenset({
+    nn.init.uniform_, nn.init.normal_, nn.init.trunc_normal_, nn.init.xavier_uniform_,
+    nn.init.xavier_normal_, nn.init.kaiming_uniform_, nn.init.kaiming_normal_,
+    nn.init.orthogonal_, nn.init.sparse_, torch.Tensor.uniform_, torch.Tensor.normal_,
+})
+
+
+class _SkipFreshInit(TorchFunctionMode):
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _SKIPPED:
+            target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+            if isinstance(target, nn.Parameter):
+                return target
+        return func(*args, **kwargs)
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.depth: dict[int, int] = {}
+        self.building: dict[int, set[str]] = {}
+        self.outermost: SeededModule | None = None
+        self.made: list[SeededModule] = []
+        self.mode: _SkipFreshInit | None = None
+        self.rng: SavedRng | None = None
+
+
+_state = _State()
+
+
+def under_construction(m: nn.Module) -> bool:
+    """Whether ``m``'s ``__init__`` is running on this thread."""
+    return id(m) in _state.depth
+
+
+def begin(m: SeededModule) -> None:
+    st = _state
+    n = st.depth.get(id(m), 0)
+    st.depth[id(m)] = n + 1
+    if n:
+        return
+    st.building[id(m)] = set()
+    st.made.append(m)
+    if st.outermost is None:
+        st.outermost = m
+        st.rng = SavedRng()
+        st.mode = _SkipFreshInit()
+        st.mode.__enter__()  # type: ignore[no-untyped-call]
+
+
+def end(m: SeededModule, ok: bool) -> None:
+    st = _state
+    n = st.depth[id(m)] - 1
+    if n:
+        st.depth[id(m)] = n
+        return
+    try:
+        if ok:
+            _build_declared(m)
+    except BaseException:
+        ok = False
+        raise
+    finally:
+        del st.depth[id(m)]
+        st.building.pop(id(m), None)
+        if st.outermost is m:
+            _finish_outermost(ok)
+
+
+def _finish_outermost(ok: bool) -> None:
+    st = _state
+    made, rng, mode = st.made, st.rng, st.mode
+    st.outermost, st.made, st.rng, st.mode = None, [], None, None
+    assert mode is not None and rng is not None
+    mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
+    try:
+        if ok:
+            covered: set[int] = set()
+            for m in made:  # in the order their construction began: outer before inner
+                if id(m) not in covered:
+                    m._seeded_reset(construction=True)
+                    covered.update(id(x) for x in m.modules())
+    finally:
+        rng.restore()
+
+
+def _build_declared(m: SeededModule) -> None:
+    """Build the factories not yet built, in declaration order; check annotated attributes."""
+    for name, decl in type(m)._seeded_table.items():
+        present = name in m._modules or name in m._parameters
+        if decl.factory is not None:
+            if not present:
+                build_missing(m, decl)
+        elif not present:
+            raise ConstructionError(
+                f"{type(m).__qualname__}.{name} is declared (Annotated) but __init__ never "
+                f"assigned it; write self.{name} = ... in __init__, or drop the declaration"
+            )
+        else:
+            value = getattr(m, name)
+            if value is not None:
+                _check_type(m, decl, value, decl.annotation)
+
+
+def build_missing(m: SeededModule, decl: DeclaredLayer[Any, Any]) -> object:
+    """Called by the descriptor for a declared layer that is not built yet."""
+    name = decl.name
+    building = _state.building.get(id(m))
+    if decl.factory is None or building is None or name in building:
+        # Not buildable now: an annotated layer not yet assigned, a model already built whose
+        # layer was deleted, or the check nn.Module makes while registering it.
+        raise AttributeError(f"{type(m).__qualname__!r} object has no attribute {name!r}")
+    where = f"{type(m).__qualname__}.{name}"
+    building.add(name)
+    try:
+        value = decl.factory(m)
+        _check_type(m, decl, value, _return_type(decl.factory))
+        if isinstance(value, nn.Parameter):
+            m.register_parameter(name, value)
+        else:
+            m.add_module(name, value)
+    except AttributeError as exc:
+        raise ConstructionError(f"{where}: its factory failed: {exc}") from exc
+    finally:
+        building.discard(name)
+    return value
+
+
+def _return_type(factory: Callable[..., Any]) -> object:
+    try:
+        return typing.get_type_hints(factory).get("return")
+    except Exception:  # an annotation that names something local: no check
+        return None
+
+
+def _check_type(m: nn.Module, decl: DeclaredLayer[Any, Any], value: object, expected: object
+                ) -> None:
+    where = f"{type(m).__qualname__}.{decl.name}"
+    if not isinstance(value, nn.Module | nn.Parameter):
+        hint = (" (a plain Tensor: wrap it as nn.Parameter(tensor))"
+                if isinstance(value, torch.Tensor) else "")
+        raise ConstructionError(
+            f"{where}: the factory returned {type(value).__name__}{hint}; a declared layer is an "
+            f"nn.Module or an nn.Parameter, e.g. `return nn.Linear(...)`"
+        )
+    allowed = _classes(expected)
+    if allowed and not isinstance(value, allowed):
+        names = " | ".join(c.__name__ for c in allowed)
+        raise ConstructionError(
+            f"{where} is declared as {names} but holds a {type(value).__name__}; return or "
+            f"assign a {names}, or change the declared type"
+        )
+
+
+def _classes(tp: object) -> tuple[type, ...]:
+    """The classes an annotation admits, or () when it cannot be checked at run time."""
+    if tp is None:
+        return ()
+    if isinstance(tp, type):
+        return (tp,)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        out: list[type] = []
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            sub = _classes(arg)
+            if not sub:
+                return ()
+            out += sub
+        return tuple(out)
+    if isinstance(origin, type):
+        return (origin,)
+    return ()

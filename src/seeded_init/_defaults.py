@@ -1,0 +1,174 @@
+"""PyTorch's own init algorithm of each layer type, replayed with a generator.
+
+For every type listed here, the steps of ``default_steps`` draw in exactly the order and with
+exactly the bounds of the type's constructor in torch, so that for a generator seeded ``s`` the
+values are bitwise those of ``torch.manual_seed(s); Layer(...)``. A layer whose class overrides
+the init method of its base is not replayed: its own method runs (see ``_plan``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.rnn import RNNBase, RNNCellBase
+
+from ._schemes import Fill
+from ._steps import Step
+
+__all__ = ["Handler", "default_handler"]
+
+#: Given a layer and its path: its steps, and the names of the children those steps cover.
+Handler = Callable[[nn.Module, str], tuple[list[Step], frozenset[str]]]
+
+_SQRT5 = math.sqrt(5)
+_NONE: frozenset[str] = frozenset()
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _step(m: nn.Module, path: str, attr: str, fill: Fill, rule: str, draws: bool = True) -> Step:
+    return Step(m, attr, _join(path, attr), fill, draws, rule)
+
+
+def _kaiming_a_sqrt5(t: torch.Tensor, g: torch.Generator) -> object:
+    return nn.init.kaiming_uniform_(t, a=_SQRT5, generator=g)
+
+
+def _uniform(bound: float) -> Fill:
+    return lambda t, g: nn.init.uniform_(t, -bound, bound, generator=g)
+
+
+def _ones(t: torch.Tensor, g: torch.Generator) -> object:
+    return nn.init.ones_(t)
+
+
+def _zeros(t: torch.Tensor, g: torch.Generator) -> object:
+    return nn.init.zeros_(t)
+
+
+def _weight_bias_fan(m: nn.Module, path: str) -> list[Step]:
+    """Linear and convolutions: kaiming_uniform(a=sqrt(5)), bias uniform(+-1/sqrt(fan_in))."""
+    weight = m._parameters["weight"]
+    assert weight is not None
+    steps = [_step(m, path, "weight", _kaiming_a_sqrt5, "kaiming_uniform(a=sqrt(5))")]
+    if m._parameters.get("bias") is not None:
+        fan_in = nn.init._calculate_fan_in_and_fan_out(weight)[0] if weight.dim() >= 2 else 0
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        steps.append(_step(m, path, "bias", _uniform(bound), f"uniform(+-{bound:.4g})"))
+    return steps
+
+
+def _linear(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
+    return _weight_bias_fan(m, path), _NONE
+
+
+def _bilinear(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
+    weight = m._parameters["weight"]
+    assert weight is not None
+    bound = 1 / math.sqrt(weight.size(1))
+    rule = f"uniform(+-{bound:.4g})"
+    steps = [_step(m, path, "weight", _uniform(bound), rule)]
+    if m._parameters.get("bias") is not None:
+        steps.append(_step(m, path, "bias", _uniform(bound), rule))
+    return steps, _NONE
+
+
+def _embedding(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
+    fill: Fill = lambda t, g: nn.init.normal_(t, generator=g)  # noqa: E731
+    return [_step(m, path, "weight", fill, "normal(std=1)")], _NONE
+
+
+def _affine_norm(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
+    steps = []
+    if m._parameters.get("weight") is not None:
+        steps.append(_step(m, path, "weight", _ones, "ones", draws=False))
+    if m._parameters.get("bias") is not None:
+        steps.append(_step(m, path, "bias", _zeros, "zeros", draws=False))
+    return steps, _NONE
+
+
+def _batch_norm(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
+    steps = [
+        Step(m, name, _join(path, name), fill, False, rule, buffer=True)
+        for name, fill, rule in (
+            ("running_mean", _zeros, "zeros"),
+            ("running_var", _ones, "ones"),
+            ("num_batches_tracked", _zeros, "zeros"),
+        )
+        if m._buffers.get(name) is not None
+    ]
+    return steps + _affine_norm(m, path)[0], _NONE
+
+
+def _rnn(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
+    hidden = int(getattr(m, "hidden_size"))
+    stdv = 1.0 / math.sqrt(hidden) if hidden > 0 else 0
+    rule = f"uniform(+-{stdv:.4g})"
+    return [_step(m, path, n, _uniform(stdv), rule) for n, p in m._parameters.items() if p is not None], _NONE
+
+
+def _mha(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
+    # The constructor builds out_proj (a Linear, which draws) before _reset_parameters runs.
+    out = m._modules["out_proj"]
+    assert out is not None
+    steps = _weight_bias_fan(out, _join(path, "out_proj"))
+    xavier_u: Fill = lambda t, g: nn.init.xavier_uniform_(t, generator=g)  # noqa: E731
+    xavier_n: Fill = lambda t, g: nn.init.xavier_normal_(t, generator=g)  # noqa: E731
+    names = ("in_proj_weight",) if getattr(m, "_qkv_same_embed_dim") else (
+        "q_proj_weight", "k_proj_weight", "v_proj_weight")
+    steps += [_step(m, path, n, xavier_u, "xavier_uniform") for n in names]
+    if m._parameters.get("in_proj_bias") is not None:
+        steps.append(_step(m, path, "in_proj_bias", _zeros, "zeros", draws=False))
+        if out._parameters.get("bias") is not None:
+            steps.append(_step(out, _join(path, "out_proj"), "bias", _zeros, "zeros", draws=False))
+    for n in ("bias_k", "bias_v"):
+        if m._parameters.get(n) is not None:
+            steps.append(_step(m, path, n, xavier_n, "xavier_normal"))
+    return steps, frozenset({"out_proj"})
+
+
+def _prelu(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
+    value = float(getattr(m, "init"))
+    fill: Fill = lambda t, g: nn.init.constant_(t, value)  # noqa: E731
+    return [_step(m, path, "weight", fill, f"constant({value})", draws=False)], _NONE
+
+
+# (base class, the method whose algorithm we replay, handler); the first isinstance match wins.
+_TABLE: list[tuple[type[nn.Module], str, Handler]] = [
+    (nn.MultiheadAttention, "_reset_parameters", _mha),
+    (nn.Bilinear, "reset_parameters", _bilinear),
+    (nn.Linear, "reset_parameters", _linear),
+    (_ConvNd, "reset_parameters", _linear),
+    (nn.Embedding, "reset_parameters", _embedding),
+    (nn.EmbeddingBag, "reset_parameters", _embedding),
+    (nn.LayerNorm, "reset_parameters", _affine_norm),
+    (nn.GroupNorm, "reset_parameters", _affine_norm),
+    (_NormBase, "reset_parameters", _batch_norm),
+    (RNNBase, "reset_parameters", _rnn),
+    (RNNCellBase, "reset_parameters", _rnn),
+    (nn.PReLU, "reset_parameters", _prelu),
+]
+if hasattr(nn, "RMSNorm"):
+    _TABLE.insert(7, (nn.RMSNorm, "reset_parameters", _affine_norm))
+
+
+def default_handler(m: nn.Module) -> Handler | None:
+    """The replay of ``m``'s PyTorch algorithm, or None if its type is not known here.
+
+    A subclass that overrides the init method gets None: its own method is the truth. Lazy
+    layers override ``reset_parameters`` only to wait for their shape, so they keep the replay.
+    """
+    lazy = isinstance(m, nn.modules.lazy.LazyModuleMixin)
+    for base, method, handler in _TABLE:
+        if isinstance(m, base):
+            if lazy or getattr(type(m), method, None) is getattr(base, method):
+                return handler
+            return None
+    return None

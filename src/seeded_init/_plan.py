@@ -1,0 +1,505 @@
+"""From a module tree to a validated plan: units (one generator each) made of steps.
+
+Invariants, in plain words:
+- Every tensor is written by exactly one unit. A tensor reachable from two places (tied
+  weights) belongs to the declared layer that holds it; two declarations holding one tensor
+  are an error; among undeclared layers the first in registration order wins.
+- A unit draws from ``torch.Generator().manual_seed(unit.seed)`` and nothing else; its steps
+  run in order, so its values depend on its seed, its layers' shapes and dtypes alone.
+- Everything that can go wrong is found here, before ``_execute`` writes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ._declare import DeclaredLayer, InitSpec
+from ._defaults import default_handler
+from ._errors import PlanError, SeedCollisionError
+from ._records import InitPlan, ParamInit
+from ._schemes import SCHEMES, make_fill, rule_text, shape_problem
+from ._seeds import derive_seed
+from ._steps import Step, is_bias_name
+
+if TYPE_CHECKING:
+    from ._module import SeededModule
+
+__all__ = ["Plan", "Unit", "build_plan", "join"]
+
+
+def join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+@dataclass(slots=True)
+class Unit:
+    """One generator and the steps that draw from it, in order."""
+
+    path: str
+    seed: int
+    explicit: bool
+    share: bool
+    declared_by: str | None
+    scheme: str
+    steps: list[Step]
+    fallible: bool = False  # runs user code (a scheme function, a module's own reset)
+
+
+@dataclass(slots=True)
+class Plan:
+    root_seed: int
+    units: list[Unit]
+    #: (nested SeededModule, its path) and (plain module, its path), for links and hooks.
+    seeded: list[tuple[SeededModule, str]] = field(default_factory=list)
+    plain: list[tuple[nn.Module, str]] = field(default_factory=list)
+
+    def records(self, within: str = "") -> InitPlan:
+        seen: dict[str, ParamInit] = {}
+        for unit in self.units:
+            for step in unit.steps:
+                for path, tensor in _step_tensors(step):
+                    if not inside(path, within) or _uninitialized(tensor):
+                        continue
+                    old = seen.get(path)
+                    rule = step.rule if old is None else f"{old.rule} -> {step.rule}"
+                    seen[path] = ParamInit(
+                        path, unit.path, unit.scheme, rule, unit.seed,
+                        "explicit" if unit.explicit else "derived", unit.declared_by,
+                        tuple(tensor.shape), tensor.dtype,
+                    )
+        return InitPlan(self.root_seed, tuple(seen.values()))
+
+
+def inside(path: str, within: str) -> bool:
+    return not within or path == within or path.startswith(within + ".")
+
+
+def _uninitialized(t: torch.Tensor) -> bool:
+    """A lazy layer's parameter, whose shape is not known until its first forward."""
+    return isinstance(t, nn.parameter.UninitializedParameter | nn.parameter.UninitializedBuffer)
+
+
+def _step_tensors(step: Step) -> Iterator[tuple[str, torch.Tensor]]:
+    if step.fallback is None:
+        t = step.tensor()
+        if t is not None:
+            yield step.path, t
+        return
+    for name, t in step.module._parameters.items():
+        if t is not None:
+            yield join(step.path, name), t
+
+
+def _module_reset(m: nn.Module, after: type | None = None) -> Callable[[nn.Module], object] | None:
+    """The class-level ``reset_parameters`` of ``m`` (below ``after`` in the MRO, if given)."""
+    mro = type(m).__mro__
+    if after is not None:
+        mro = mro[mro.index(after) + 1:]
+    for klass in mro:
+        fn = klass.__dict__.get("reset_parameters")
+        if fn is not None:
+            return fn  # type: ignore[no-any-return]
+    return None
+
+
+class _Builder:
+    def __init__(self, root: nn.Module, root_seed: int) -> None:
+        from ._module import SeededModule  # noqa: PLC0415 (import cycle)
+
+        self.seeded_type = SeededModule
+        self.root_seed = root_seed
+        self.plan = Plan(root_seed, [])
+        self.seen: set[int] = set()
+        self.visit(root, "")
+
+    # -- traversal ---------------------------------------------------------------------------
+    def visit(self, m: nn.Module, path: str) -> None:
+        if id(m) in self.seen:
+            return
+        self.seen.add(id(m))
+        if isinstance(m, self.seeded_type):
+            self.visit_seeded(m, path)
+        else:
+            claimed = self.plain_unit(m, path)
+            self.plan.plain.append((m, path))
+            for name, child in m._modules.items():
+                if child is not None and name not in claimed:
+                    self.visit(child, join(path, name))
+
+    def visit_seeded(self, m: SeededModule, path: str) -> None:
+        self.plan.seeded.append((m, path))
+        table: dict[str, DeclaredLayer[SeededModule, nn.Module | nn.Parameter]]
+        table = type(m)._seeded_table  # type: ignore[assignment]
+        for name, decl in table.items():
+            lp = join(path, name)
+            where = f"{decl.owner.__qualname__ if decl.owner else '?'}.{name}"
+            if name in m._modules:
+                target: nn.Module | torch.Tensor | None = m._modules[name]
+            elif name in m._parameters:
+                target = m._parameters[name]
+            else:
+                raise PlanError(
+                    f"{where} (path {lp!r}) is declared but the model has no such layer; it was "
+                    f"deleted after construction. Assign it again or drop the declaration"
+                )
+            if target is None:
+                continue
+            if isinstance(target, self.seeded_type):
+                self.check_nested_spec(decl.spec, where)
+                self.visit(target, lp)
+            elif isinstance(target, nn.Module):
+                self.seen.add(id(target))
+                self.plan.plain.append((target, lp))
+                self.declared_unit(target, lp, decl.spec, where)
+            else:
+                self.declared_param(m, name, lp, decl.spec, where)
+        self.plain_unit(m, path, declared=frozenset(table))
+        for name, child in m._modules.items():
+            if child is not None and name not in table:
+                self.visit(child, join(path, name))
+
+    def check_nested_spec(self, spec: InitSpec, where: str) -> None:
+        if spec.scheme != "default" or spec.seed is not None or spec.bias or spec.params:
+            raise PlanError(
+                f"{where} holds a SeededModule, which initializes itself from its own "
+                f"declarations; declare it as @seeded_init() (scheme 'default', no seed, bias or "
+                f"params), and set schemes inside its class"
+            )
+
+    # -- undeclared layers ---------------------------------------------------------------------
+    def plain_unit(self, m: nn.Module, path: str, declared: frozenset[str] = frozenset()
+                   ) -> frozenset[str]:
+        """A unit for ``m``'s own tensors by its PyTorch default; returns the children it covers."""
+        steps, claimed = self.default_steps(m, path, skip=declared)
+        if steps:
+            self.add_unit(Unit(path, derive_seed(self.root_seed, path), False, False, None,
+                               "default", steps, _fallible(steps)))
+        return claimed
+
+    def default_steps(self, m: nn.Module, path: str, skip: frozenset[str] = frozenset()
+                      ) -> tuple[list[Step], frozenset[str]]:
+        """PyTorch's algorithm for ``m``'s own tensors (and the children it covers)."""
+        own = [n for n, p in m._parameters.items()
+               if p is not None and n not in skip and not _uninitialized(p)]
+        if parametrize.is_parametrized(m):
+            table = m._modules["parametrizations"]
+            assert table is not None
+            kinds = {name: [type(p).__name__ for p in plist.children()]
+                     for name, plist in table._modules.items() if plist is not None}
+            raise PlanError(
+                f"{path or 'the model'} ({type(m).__name__}) has parametrizations {kinds}; "
+                f"seeded-init does not initialize through parametrizations yet. Initialize the "
+                f"layer before registering the parametrization, or remove it"
+            )
+        handler = default_handler(m)
+        if handler is not None:
+            steps, claimed = handler(m, path)
+            steps = [s for s in steps if not (s.module is m and s.attr in skip)]
+            steps = [s for s in steps if not _uninitialized_step(s)]
+            covered = {s.attr for s in steps if s.module is m}
+            extra = [n for n in own if n not in covered]
+            if extra:
+                raise PlanError(
+                    f"{path or 'the model'} ({type(m).__name__}) has parameters {extra} that "
+                    f"PyTorch's {type(m).__mro__[1].__name__} algorithm does not cover; declare "
+                    f"the layer with @seeded_init(scheme=...) or give its class a "
+                    f"reset_parameters()"
+                )
+            return steps, claimed
+        if not own:
+            return [], frozenset()
+        reset = _module_reset(m, after=self.seeded_type if isinstance(m, self.seeded_type)
+                              else None)
+        if reset is None:
+            if isinstance(m, self.seeded_type):
+                raise PlanError(
+                    f"{type(m).__qualname__}: parameter(s) {own} at {path or 'the model root'} "
+                    f"are not declared, so seeded-init cannot know how to initialize them; "
+                    f"declare each, e.g. `{own[0]}: Annotated[nn.Parameter, "
+                    f"seeded_init(scheme=\"normal\", std=0.02)]`"
+                )
+            raise PlanError(
+                f"{path or 'the model'} ({type(m).__qualname__}) has parameters {own} and no "
+                f"reset_parameters(), so it cannot be initialized reproducibly; declare it with "
+                f"@seeded_init(scheme=...) in its parent, or give {type(m).__qualname__} a "
+                f"reset_parameters() method"
+            )
+        rule = f"{type(m).__qualname__}.reset_parameters"
+        return [Step(m, "", path, None, True, rule, fallback=reset)], frozenset()
+
+    def subtree_default(self, m: nn.Module, path: str, top: bool) -> list[Step]:
+        """The default steps of a whole declared subtree, in its constructor's drawing order."""
+        if not top and isinstance(m, self.seeded_type):
+            return []  # a nested SeededModule keeps its own declarations (see visit_nested)
+        handler = default_handler(m)
+        if handler is not None:
+            own, claimed = self.default_steps(m, path)
+            rest = [s for name, c in m._modules.items() if c is not None and name not in claimed
+                    for s in self.subtree_default(c, join(path, name), False)]
+            return own + rest
+        children = [s for name, c in m._modules.items() if c is not None
+                    for s in self.subtree_default(c, join(path, name), False)]
+        return children + self.default_steps(m, path)[0]
+
+    # -- declared layers -----------------------------------------------------------------------
+    def declared_unit(self, m: nn.Module, path: str, spec: InitSpec, where: str) -> None:
+        self.visit_nested(m, path)
+        cache: list[list[Step]] = []
+
+        def defaults() -> list[Step]:
+            if not cache:
+                cache.append(self.subtree_default(m, path, top=True))
+            return cache[0]
+
+        tensors = self.unit_tensors(m, path)
+        if spec.scheme == "default":
+            steps = list(defaults())
+            if spec.bias is not None:
+                biases = [t for t in tensors if is_bias_name(t[2])]
+                steps = self.override(steps, biases, spec.bias, defaults, where, path)
+        elif spec.scheme == "keep":
+            steps = []
+            if spec.bias is not None:
+                biases = [t for t in tensors if is_bias_name(t[2])]
+                steps = self.part_steps(biases, spec.bias, defaults, where, path)
+        else:
+            steps = self.norm_stat_steps(m, path)
+            bias_spec = spec.bias if spec.bias is not None else InitSpec("zeros")
+            for t in _weight_first(tensors, m):
+                rule = bias_spec if is_bias_name(t[2]) else spec
+                steps += self.part_steps([t], rule, defaults, where, path)
+        sub_units: list[Unit] = []
+        for key, part in spec.params.items():
+            targets = self.resolve_part(m, path, key, tensors, where)
+            if part.seed is None:
+                steps = self.override(steps, targets, part, defaults, where, path)
+            else:
+                moved = {(id(t[0]), t[1]) for t in targets}
+                steps = [s for s in steps if (id(s.module), s.attr) not in moved]
+                sub = join(path, key)
+                sub_steps = self.part_steps(targets, part, defaults, where, sub)
+                sub_units.append(Unit(sub, part.seed, True, part.share_seed, f"{where}[{key!r}]",
+                                      part.scheme_name, sub_steps, _fallible(sub_steps)))
+        steps = self.with_padding(steps)
+        seed, explicit = (spec.seed, True) if spec.seed is not None else (
+            derive_seed(self.root_seed, path), False)
+        self.add_unit(Unit(path, seed, explicit, spec.share_seed, where, spec.scheme_name, steps,
+                           _fallible(steps)))
+        for unit in sub_units:
+            self.add_unit(unit)
+
+    def declared_param(self, owner: nn.Module, name: str, path: str, spec: InitSpec,
+                       where: str) -> None:
+        if spec.scheme == "default":
+            raise PlanError(
+                f"{where} is a bare nn.Parameter, which has no PyTorch default algorithm; "
+                f"declare a scheme, e.g. @seeded_init(scheme=\"normal\", std=0.02)"
+            )
+        if spec.params or spec.bias is not None:
+            raise PlanError(f"{where} is a single parameter; bias= and params= apply to layers")
+        steps = self.part_steps([(owner, name, name, path)], spec, list, where, path)
+        seed, explicit = (spec.seed, True) if spec.seed is not None else (
+            derive_seed(self.root_seed, path), False)
+        self.add_unit(Unit(path, seed, explicit, spec.share_seed, where, spec.scheme_name, steps,
+                           _fallible(steps)))
+
+    def visit_nested(self, m: nn.Module, path: str) -> None:
+        """Mark a declared subtree as seen; nested SeededModules in it get their own visit."""
+        for name, child in m._modules.items():
+            if child is None:
+                continue
+            if isinstance(child, self.seeded_type):
+                self.visit(child, join(path, name))
+            elif id(child) not in self.seen:
+                self.seen.add(id(child))
+                self.plan.plain.append((child, join(path, name)))
+                self.visit_nested(child, join(path, name))
+
+    def unit_tensors(self, m: nn.Module, path: str) -> list[tuple[nn.Module, str, str, str]]:
+        """(module, attr, name relative to the unit, full path) of each parameter, in order."""
+        out: list[tuple[nn.Module, str, str, str]] = []
+        seen: set[int] = set()
+
+        def walk(mod: nn.Module, rel: str) -> None:
+            for name, p in mod._parameters.items():
+                if p is not None and id(p) not in seen and not _uninitialized(p):
+                    seen.add(id(p))
+                    out.append((mod, name, join(rel, name), join(path, join(rel, name))))
+            for name, child in mod._modules.items():
+                if child is not None and not isinstance(child, self.seeded_type):
+                    walk(child, join(rel, name))
+
+        walk(m, "")
+        return out
+
+    def norm_stat_steps(self, m: nn.Module, path: str) -> list[Step]:
+        """Running statistics of batch/instance norms in the subtree are reset by any scheme."""
+        from torch.nn.modules.batchnorm import _NormBase  # noqa: PLC0415
+
+        out = []
+        for name, sub in m.named_modules():
+            if isinstance(sub, _NormBase):
+                out += [s for s in default_handler(sub)(sub, join(path, name))[0]  # type: ignore[misc]
+                        if s.buffer]
+        return out
+
+    def part_steps(self, targets: list[tuple[nn.Module, str, str, str]], spec: InitSpec,
+                   defaults: Callable[[], list[Step]], where: str, unit_path: str) -> list[Step]:
+        """Steps applying ``spec`` to each target tensor, in order."""
+        out: list[Step] = []
+        for mod, attr, rel, full in targets:
+            if spec.scheme == "default":
+                mine = [s for s in defaults() if s.module is mod and s.attr == attr]
+                if not mine:
+                    raise PlanError(
+                        f"{where}: parameter {rel!r} has no PyTorch default that seeded-init "
+                        f"can replay on its own ({type(mod).__name__}); give it a scheme"
+                    )
+                out += mine
+                continue
+            if spec.scheme == "keep":
+                continue
+            tensor = mod._parameters[attr]
+            assert tensor is not None
+            if isinstance(spec.scheme, str):
+                problem = shape_problem(spec.scheme, spec.kwargs, tuple(tensor.shape))
+                if problem is not None:
+                    fix = ("scheme='default'" if is_bias_name(rel) else
+                           f"params={{{rel!r}: 'ones'}} (or another scheme for it)")
+                    raise PlanError(
+                        f"{where} (layer {unit_path or 'root'!r}): parameter {rel!r} has shape "
+                        f"{tuple(tensor.shape)}, and scheme {spec.scheme!r} {problem}. Give it "
+                        f"its own rule: {fix}"
+                    )
+                fill = make_fill(spec.scheme, spec.kwargs)
+                assert fill is not None
+                out.append(Step(mod, attr, full, fill, SCHEMES[spec.scheme].draws,
+                                rule_text(spec.scheme, spec.kwargs)))
+            else:
+                out.append(Step(mod, attr, full, spec.scheme, True, spec.scheme_name, user=True))
+        return out
+
+    def override(self, steps: list[Step], targets: list[tuple[nn.Module, str, str, str]],
+                 spec: InitSpec, defaults: Callable[[], list[Step]], where: str, path: str
+                 ) -> list[Step]:
+        """Replace the steps of ``targets`` by ``spec``'s, where the first of them stood."""
+        keys = {(id(t[0]), t[1]) for t in targets}
+        new = self.part_steps(targets, spec, defaults, where, path)
+        out: list[Step] = []
+        placed = False
+        for s in steps:
+            if (id(s.module), s.attr) in keys:
+                if not placed:
+                    out += new
+                    placed = True
+            else:
+                out.append(s)
+        return out if placed else out + new
+
+    def resolve_part(self, m: nn.Module, path: str, key: str,
+                     tensors: list[tuple[nn.Module, str, str, str]], where: str
+                     ) -> list[tuple[nn.Module, str, str, str]]:
+        exact = [t for t in tensors if t[2] == key]
+        if exact:
+            return exact
+        under = [t for t in tensors if t[2].startswith(key + ".")]
+        if under:
+            return under
+        names = sorted({t[2] for t in tensors} | {n for n, _ in m.named_modules() if n})
+        raise PlanError(
+            f"{where}: params= names {key!r}, which is neither a parameter nor a sub-layer of "
+            f"{type(m).__name__} at {path!r}; known names: {names}"
+        )
+
+    def with_padding(self, steps: list[Step]) -> list[Step]:
+        """Embedding padding rows stay zero under every scheme."""
+        out = []
+        for s in steps:
+            mod = s.module
+            if (s.attr == "weight" and isinstance(mod, nn.Embedding | nn.EmbeddingBag)
+                    and mod.padding_idx is not None and s.fill is not None):
+                s = replace(s, zero_row=int(mod.padding_idx))
+            out.append(s)
+        return out
+
+    # -- ownership -----------------------------------------------------------------------------
+    def add_unit(self, unit: Unit) -> None:
+        self.plan.units.append(unit)
+
+
+def _uninitialized_step(s: Step) -> bool:
+    t = s.tensor() if s.fallback is None else None
+    return t is not None and _uninitialized(t)
+
+
+def _fallible(steps: list[Step]) -> bool:
+    return any(s.fallback is not None or s.user for s in steps)
+
+
+def _weight_first(tensors: list[tuple[nn.Module, str, str, str]], m: nn.Module
+                  ) -> list[tuple[nn.Module, str, str, str]]:
+    """The layer's own ``weight`` first, then its own ``bias``, then the rest in order."""
+    def rank(t: tuple[nn.Module, str, str, str]) -> int:
+        if t[0] is m and t[1] == "weight":
+            return 0
+        if t[0] is m and t[1] == "bias":
+            return 1
+        return 2
+
+    return sorted(tensors, key=rank)
+
+
+def _resolve_ownership(plan: Plan) -> None:
+    """Give each tensor to one unit (see the module docstring); raise on two declarations."""
+    owner: dict[int, tuple[Unit, str]] = {}
+    for unit in sorted(plan.units, key=lambda u: u.declared_by is None):
+        kept: list[Step] = []
+        for step in unit.steps:
+            mine = True
+            for path, tensor in _step_tensors(step):
+                prev = owner.get(id(tensor))
+                if prev is None or prev[0] is unit:
+                    owner[id(tensor)] = (unit, path)
+                    continue
+                other, other_path = prev
+                if unit.declared_by is not None:
+                    raise PlanError(
+                        f"{other_path!r} and {path!r} are one tied tensor, declared twice: by "
+                        f"{other.declared_by} ({other.scheme}) and by {unit.declared_by} "
+                        f"({unit.scheme}). Keep the declaration of one of them (the layer that "
+                        f"owns the weight) and leave the other undeclared"
+                    )
+                mine = False
+            if mine:
+                kept.append(step)
+        unit.steps = kept
+    plan.units = [u for u in plan.units if u.steps]
+
+
+def _check_seeds(plan: Plan) -> None:
+    first: dict[int, Unit] = {}
+    for unit in plan.units:
+        if not unit.explicit:
+            continue
+        prev = first.setdefault(unit.seed, unit)
+        if prev is not unit and not (prev.share and unit.share):
+            raise SeedCollisionError(
+                f"seed={unit.seed} is declared for two layers, {prev.path!r} ({prev.declared_by})"
+                f" and {unit.path!r} ({unit.declared_by}); they would draw identical or "
+                f"correlated values. Remove seed= to derive each layer's seed from its path, or "
+                f"write share_seed=True in both declarations to share it on purpose"
+            )
+
+
+def build_plan(root: nn.Module, root_seed: int) -> Plan:
+    """Traverse ``root``, resolve ownership and seeds, and validate; touches no tensor."""
+    plan = _Builder(root, root_seed).plan
+    _resolve_ownership(plan)
+    _check_seeds(plan)
+    return plan
