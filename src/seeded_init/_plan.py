@@ -53,6 +53,7 @@ class Unit:
 
 @dataclass(slots=True)
 class Plan:
+    root: nn.Module
     root_seed: int
     units: list[Unit]
     #: (nested SeededModule, its path) and (plain module, its path), for links and hooks.
@@ -73,7 +74,9 @@ class Plan:
                         "explicit" if unit.explicit else "derived", unit.declared_by,
                         tuple(tensor.shape), tensor.dtype,
                     )
-        return InitPlan(self.root_seed, tuple(seen.values()))
+        order = {name: i for i, name in enumerate(self.root.state_dict(keep_vars=True))}
+        entries = sorted(seen.values(), key=lambda e: order.get(e.path, len(order)))
+        return InitPlan(self.root_seed, tuple(entries))
 
 
 def inside(path: str, within: str) -> bool:
@@ -114,7 +117,7 @@ class _Builder:
 
         self.seeded_type = SeededModule
         self.root_seed = root_seed
-        self.plan = Plan(root_seed, [])
+        self.plan = Plan(root, root_seed, [])
         self.seen: set[int] = set()
         self.visit(root, "")
 
@@ -258,34 +261,23 @@ class _Builder:
             return cache[0]
 
         tensors = self.unit_tensors(m, path)
-        if spec.scheme == "default":
-            steps = list(defaults())
-            if spec.bias is not None:
-                biases = [t for t in tensors if is_bias_name(t[2])]
-                steps = self.override(steps, biases, spec.bias, defaults, where, path)
-        elif spec.scheme == "keep":
-            steps = []
-            if spec.bias is not None:
-                biases = [t for t in tensors if is_bias_name(t[2])]
-                steps = self.part_steps(biases, spec.bias, defaults, where, path)
-        else:
-            steps = self.norm_stat_steps(m, path)
-            bias_spec = spec.bias if spec.bias is not None else InitSpec("zeros")
-            for t in _weight_first(tensors, m):
-                rule = bias_spec if is_bias_name(t[2]) else spec
-                steps += self.part_steps([t], rule, defaults, where, path)
+        steps = self.layer_steps(m, path, spec, tensors, defaults, where)
         sub_units: list[Unit] = []
         for key, part in spec.params.items():
-            targets = self.resolve_part(m, path, key, tensors, where)
+            targets, sub = self.resolve_part(m, path, key, tensors, where)
+            sub_path = join(path, key)
+            if sub is None:  # one named parameter: the rule applies to it as written
+                new = self.part_steps(targets, part, defaults, where, path)
+            else:  # a sub-layer: the rule applies as to a layer, biases by the bias rule
+                new = self.layer_steps(sub, sub_path, part, targets, defaults, where)
             if part.seed is None:
-                steps = self.override(steps, targets, part, defaults, where, path)
+                steps = _replace(steps, targets, new)
             else:
                 moved = {(id(t[0]), t[1]) for t in targets}
                 steps = [s for s in steps if (id(s.module), s.attr) not in moved]
-                sub = join(path, key)
-                sub_steps = self.part_steps(targets, part, defaults, where, sub)
-                sub_units.append(Unit(sub, part.seed, True, part.share_seed, f"{where}[{key!r}]",
-                                      part.scheme_name, sub_steps, _fallible(sub_steps)))
+                new = self.with_padding(new)
+                sub_units.append(Unit(sub_path, part.seed, True, part.share_seed,
+                                      f"{where}[{key!r}]", part.scheme_name, new, _fallible(new)))
         steps = self.with_padding(steps)
         seed, explicit = (spec.seed, True) if spec.seed is not None else (
             derive_seed(self.root_seed, path), False)
@@ -293,6 +285,28 @@ class _Builder:
                            _fallible(steps)))
         for unit in sub_units:
             self.add_unit(unit)
+
+    def layer_steps(self, m: nn.Module, path: str, spec: InitSpec,
+                    tensors: list[tuple[nn.Module, str, str, str]],
+                    defaults: Callable[[], list[Step]], where: str) -> list[Step]:
+        """``spec`` applied to the layer ``m`` (whose parameters are ``tensors``)."""
+        biases = [t for t in tensors if is_bias_name(t[2])]
+        if spec.scheme == "default":
+            steps = [s for s in defaults() if inside(s.path, path)]
+            if spec.bias is not None:
+                steps = _replace(steps, biases, self.part_steps(biases, spec.bias, defaults,
+                                                                where, path))
+            return steps
+        if spec.scheme == "keep":
+            if spec.bias is None:
+                return []
+            return self.part_steps(biases, spec.bias, defaults, where, path)
+        steps = self.norm_stat_steps(m, path)
+        bias_spec = spec.bias if spec.bias is not None else InitSpec("zeros")
+        for t in _weight_first(tensors, m):
+            rule = bias_spec if is_bias_name(t[2]) else spec
+            steps += self.part_steps([t], rule, defaults, where, path)
+        return steps
 
     def declared_param(self, owner: nn.Module, name: str, path: str, spec: InitSpec,
                        where: str) -> None:
@@ -385,32 +399,16 @@ class _Builder:
                 out.append(Step(mod, attr, full, spec.scheme, True, spec.scheme_name, user=True))
         return out
 
-    def override(self, steps: list[Step], targets: list[tuple[nn.Module, str, str, str]],
-                 spec: InitSpec, defaults: Callable[[], list[Step]], where: str, path: str
-                 ) -> list[Step]:
-        """Replace the steps of ``targets`` by ``spec``'s, where the first of them stood."""
-        keys = {(id(t[0]), t[1]) for t in targets}
-        new = self.part_steps(targets, spec, defaults, where, path)
-        out: list[Step] = []
-        placed = False
-        for s in steps:
-            if (id(s.module), s.attr) in keys:
-                if not placed:
-                    out += new
-                    placed = True
-            else:
-                out.append(s)
-        return out if placed else out + new
-
     def resolve_part(self, m: nn.Module, path: str, key: str,
                      tensors: list[tuple[nn.Module, str, str, str]], where: str
-                     ) -> list[tuple[nn.Module, str, str, str]]:
+                     ) -> tuple[list[tuple[nn.Module, str, str, str]], nn.Module | None]:
+        """The tensors a ``params=`` key names, and the sub-layer it names (None for a tensor)."""
         exact = [t for t in tensors if t[2] == key]
         if exact:
-            return exact
+            return exact, None
         under = [t for t in tensors if t[2].startswith(key + ".")]
         if under:
-            return under
+            return under, m.get_submodule(key)
         names = sorted({t[2] for t in tensors} | {n for n, _ in m.named_modules() if n})
         raise PlanError(
             f"{where}: params= names {key!r}, which is neither a parameter nor a sub-layer of "
@@ -436,6 +434,21 @@ class _Builder:
 def _uninitialized_step(s: Step) -> bool:
     t = s.tensor() if s.fallback is None else None
     return t is not None and _uninitialized(t)
+
+
+def _replace(steps: list[Step], targets: list[tuple[nn.Module, str, str, str]],
+             new: list[Step]) -> list[Step]:
+    """``steps`` with those writing ``targets`` replaced by ``new``, where the first one stood."""
+    keys = {(id(t[0]), t[1]) for t in targets}
+    out: list[Step] = []
+    placed = False
+    for s in steps:
+        if (id(s.module), s.attr) not in keys:
+            out.append(s)
+        elif not placed:
+            out += new
+            placed = True
+    return out if placed else out + new
 
 
 def _fallible(steps: list[Step]) -> bool:
