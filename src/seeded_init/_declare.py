@@ -39,7 +39,7 @@ class InitSpec:
         seed: the layer's explicit seed, or None to derive it from the root seed and the path.
         kwargs: the scheme's keywords, defaults filled in.
         bias: the rule for the layer's biases, or None for the documented default (``zeros``;
-            PyTorch's own rule under ``"default"``; untouched under ``"keep"``).
+            PyTorch's own rule under ``"default"``).
         params: per-part rules, keyed by a parameter name (``"weight_hh_l0"``) or a sub-layer
             path (``"0"``, ``"norm1"``) relative to the layer.
         share_seed: whether other layers may carry the same explicit seed on purpose.
@@ -95,9 +95,9 @@ def _part(value: object, key: str) -> InitSpec:
     if isinstance(value, InitSpec):
         if value._problem is not None:
             kind, message = value._problem
-            return InitSpec("keep", _problem=(kind, f"{key}: {message}"))
+            return InitSpec("default", _problem=(kind, f"{key}: {message}"))
         if value.bias is not None or value.params or value.share_seed:
-            return InitSpec("keep", _problem=(DeclarationError,
+            return InitSpec("default", _problem=(DeclarationError,
                 f"{key} takes a scheme and its keywords (and optionally seed=), not bias=, "
                 f"params= or share_seed="))
         return value
@@ -105,8 +105,8 @@ def _part(value: object, key: str) -> InitSpec:
         try:
             return _make_spec(value, None, None, None, False, {})
         except DeclarationError as exc:
-            return InitSpec("keep", _problem=(type(exc), f"{key}: {exc}"))
-    return InitSpec("keep", _problem=(DeclarationError,
+            return InitSpec("default", _problem=(type(exc), f"{key}: {exc}"))
+    return InitSpec("default", _problem=(DeclarationError,
         f"{key} got {value!r} ({type(value).__name__}); write a scheme name, a function "
         f"(tensor, generator) -> None, or seeded_init(scheme=..., ...)"))
 
@@ -114,7 +114,7 @@ def _part(value: object, key: str) -> InitSpec:
 @overload
 def seeded_init(
     *,
-    scheme: Literal["default", "zeros", "ones", "eye", "keep"] = "default",
+    scheme: Literal["default", "zeros", "ones", "eye"] = "default",
     seed: int | None = None,
     bias: PartInit | None = None,
     params: Mapping[str, PartInit] | None = None,
@@ -239,7 +239,7 @@ def seeded_init(
     Args:
         scheme: a name (keywords as in ``torch.nn.init``), or a function
             ``(tensor, generator) -> None``. ``"default"`` replays the layer type's own PyTorch
-            algorithm; ``"keep"`` leaves the values as they are (say, a pretrained part).
+            algorithm.
         seed: an int in ``[0, 2**64)``: the layer draws from
             ``torch.Generator().manual_seed(seed)``. None derives it from the root seed and
             the layer's path (see :func:`derive_seed`).
@@ -258,7 +258,7 @@ def seeded_init(
     try:
         return _make_spec(scheme, seed, bias, params, share_seed, kwargs)
     except DeclarationError as exc:
-        return InitSpec("keep", _problem=(type(exc), str(exc)))
+        return InitSpec("default", _problem=(type(exc), str(exc)))
 
 
 def _make_spec(

@@ -82,7 +82,10 @@ def _bilinear(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
 
 def _embedding(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
     fill: Fill = lambda t, g: nn.init.normal_(t, generator=g)  # noqa: E731
-    return [_step(m, path, "weight", fill, "normal(std=1)")], _NONE
+    padding = getattr(m, "padding_idx", None)
+    step = Step(m, "weight", _join(path, "weight"), fill, True, "normal(std=1)",
+                zero_row=None if padding is None else int(padding))
+    return [step], _NONE
 
 
 def _affine_norm(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:

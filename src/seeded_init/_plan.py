@@ -261,10 +261,12 @@ class _Builder:
             return cache[0]
 
         tensors = self.unit_tensors(m, path)
-        steps = self.layer_steps(m, path, spec, tensors, defaults, where)
+        parts = {key: self.resolve_part(m, path, key, tensors, where) for key in spec.params}
+        overridden = {(id(t[0]), t[1]) for targets, _ in parts.values() for t in targets}
+        steps = self.layer_steps(m, path, spec, tensors, defaults, where, overridden)
         sub_units: list[Unit] = []
         for key, part in spec.params.items():
-            targets, sub = self.resolve_part(m, path, key, tensors, where)
+            targets, sub = parts[key]
             sub_path = join(path, key)
             if sub is None:  # one named parameter: the rule applies to it as written
                 new = self.part_steps(targets, part, defaults, where, path)
@@ -288,8 +290,14 @@ class _Builder:
 
     def layer_steps(self, m: nn.Module, path: str, spec: InitSpec,
                     tensors: list[tuple[nn.Module, str, str, str]],
-                    defaults: Callable[[], list[Step]], where: str) -> list[Step]:
-        """``spec`` applied to the layer ``m`` (whose parameters are ``tensors``)."""
+                    defaults: Callable[[], list[Step]], where: str,
+                    overridden: set[tuple[int, str]] | None = None) -> list[Step]:
+        """``spec`` applied to the layer ``m`` (whose parameters are ``tensors``).
+
+        Tensors in ``overridden`` (by a ``params=`` rule) get a no-op placeholder that keeps
+        their place in the drawing order until the rule's steps replace it.
+        """
+        overridden = overridden or set()
         biases = [t for t in tensors if is_bias_name(t[2])]
         if spec.scheme == "default":
             steps = [s for s in defaults() if inside(s.path, path)]
@@ -297,13 +305,12 @@ class _Builder:
                 steps = _replace(steps, biases, self.part_steps(biases, spec.bias, defaults,
                                                                 where, path))
             return steps
-        if spec.scheme == "keep":
-            if spec.bias is None:
-                return []
-            return self.part_steps(biases, spec.bias, defaults, where, path)
         steps = self.norm_stat_steps(m, path)
         bias_spec = spec.bias if spec.bias is not None else InitSpec("zeros")
         for t in _weight_first(tensors, m):
+            if (id(t[0]), t[1]) in overridden:
+                steps.append(Step(t[0], t[1], t[3], None, False, ""))
+                continue
             rule = bias_spec if is_bias_name(t[2]) else spec
             steps += self.part_steps([t], rule, defaults, where, path)
         return steps
@@ -376,8 +383,6 @@ class _Builder:
                         f"can replay on its own ({type(mod).__name__}); give it a scheme"
                     )
                 out += mine
-                continue
-            if spec.scheme == "keep":
                 continue
             tensor = mod._parameters[attr]
             assert tensor is not None

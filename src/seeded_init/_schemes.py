@@ -14,6 +14,7 @@ from typing import Final, get_args
 
 import torch
 from torch import nn
+from torch.nn import init
 
 from ._errors import DeclarationError
 from ._types import FanMode, Nonlinearity, SchemeName
@@ -77,7 +78,6 @@ SCHEMES: Final[Mapping[str, _Scheme]] = {
     "dirac": _Scheme(
         {"groups": _Kw(1, "int")}, draws=False, dims=(3, 5), dims_reason="3, 4 or 5 dimensions"
     ),
-    "keep": _Scheme({}, draws=False),
 }
 assert set(SCHEMES) == set(get_args(SchemeName))
 
@@ -178,6 +178,20 @@ def shape_problem(scheme: str, kw: Mapping[str, KwValue], shape: tuple[int, ...]
     return None
 
 
+def _orthogonal(gain: float) -> Fill:
+    def fill(t: torch.Tensor, g: torch.Generator) -> None:
+        if t.dtype in (torch.float32, torch.float64):
+            init.orthogonal_(t, gain, generator=g)
+            return
+        # QR has no half-precision kernel: draw the float32 matrix, then round it.
+        buf = torch.empty(tuple(t.shape), dtype=torch.float32)
+        init.orthogonal_(buf, gain, generator=g)
+        with torch.no_grad():
+            t.copy_(buf)
+
+    return fill
+
+
 def _sparse(sparsity: float, std: float) -> Fill:
     def fill(t: torch.Tensor, g: torch.Generator) -> None:
         rows, cols = t.shape
@@ -198,8 +212,7 @@ def _num(kw: Mapping[str, KwValue], key: str) -> float:
 
 
 def make_fill(scheme: str, kw: Mapping[str, KwValue]) -> Fill | None:
-    """The fill of a named scheme, or None for ``keep`` (and ``default``, handled per layer)."""
-    init = nn.init
+    """The fill of a named scheme; None for ``default``, which each layer type defines."""
     if scheme == "uniform":
         a, b = _num(kw, "a"), _num(kw, "b")
         return lambda t, g: init.uniform_(t, a, b, generator=g)
@@ -210,14 +223,12 @@ def make_fill(scheme: str, kw: Mapping[str, KwValue]) -> Fill | None:
         lo, hi = trunc_bounds(kw)
         mean, std = _num(kw, "mean"), _num(kw, "std")
         return lambda t, g: init.trunc_normal_(t, mean, std, lo, hi, generator=g)
-    if scheme in ("xavier_uniform", "xavier_normal", "orthogonal"):
+    if scheme == "orthogonal":
+        return _orthogonal(_num(kw, "gain"))
+    if scheme in ("xavier_uniform", "xavier_normal"):
         gain = _num(kw, "gain")
-        gain_fn = {
-            "xavier_uniform": init.xavier_uniform_,
-            "xavier_normal": init.xavier_normal_,
-            "orthogonal": init.orthogonal_,
-        }[scheme]
-        return lambda t, g: gain_fn(t, gain, generator=g)
+        xavier = init.xavier_uniform_ if scheme == "xavier_uniform" else init.xavier_normal_
+        return lambda t, g: xavier(t, gain, generator=g)
     if scheme in ("kaiming_uniform", "kaiming_normal"):
         fn = init.kaiming_uniform_ if scheme == "kaiming_uniform" else init.kaiming_normal_
         slope = _num(kw, "a")

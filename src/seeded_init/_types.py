@@ -25,7 +25,6 @@ SchemeName: TypeAlias = Literal[
     "constant",
     "eye",
     "dirac",
-    "keep",
 ]
 
 #: The ``nonlinearity=`` values that ``torch.nn.init.calculate_gain`` knows.

@@ -1,0 +1,49 @@
+"""Helpers shared by the tests: one-layer models, bitwise comparisons, references."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+
+from seeded_init import InitSpec, SeededModule
+
+
+def declared(make: Callable[[], nn.Module], spec: InitSpec) -> nn.Module:
+    """The layer ``make()`` built and initialized as the one declared layer of a model."""
+
+    class One(SeededModule):
+        @spec
+        def layer(self) -> nn.Module:
+            return make()
+
+    return One().layer
+
+
+def snapshot(m: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every state_dict entry."""
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def assert_same(got: Mapping[str, torch.Tensor], want: Mapping[str, torch.Tensor]) -> None:
+    """Same keys, dtypes, shapes and bits."""
+    assert list(got) == list(want)
+    for key in want:
+        assert got[key].dtype == want[key].dtype, key
+        assert torch.equal(got[key], want[key]), f"{key} differs"
+
+
+def reference(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
+    """PyTorch itself: ``torch.manual_seed(seed); make()``, the global RNG restored after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
+def nn_init(fn: Callable[..., object], shape: tuple[int, ...], seed: int, *args: object,
+            dtype: torch.dtype = torch.float32, **kwargs: object) -> torch.Tensor:
+    """``torch.nn.init`` function ``fn`` on a fresh tensor, with a generator seeded ``seed``."""
+    t = torch.empty(shape, dtype=dtype)
+    fn(t, *args, generator=torch.Generator().manual_seed(seed), **kwargs)
+    return t
