@@ -34,7 +34,8 @@ __all__ = ["Plan", "Unit", "build_plan", "join"]
 
 
 def join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+    """Dotted join where either side may be empty (the root)."""
+    return f"{path}.{name}" if path and name else path or name
 
 
 @dataclass(slots=True)
@@ -190,16 +191,7 @@ class _Builder:
         """PyTorch's algorithm for ``m``'s own tensors (and the children it covers)."""
         own = [n for n, p in m._parameters.items()
                if p is not None and n not in skip and not _uninitialized(p)]
-        if parametrize.is_parametrized(m):
-            table = m._modules["parametrizations"]
-            assert table is not None
-            kinds = {name: [type(p).__name__ for p in plist.children()]
-                     for name, plist in table._modules.items() if plist is not None}
-            raise PlanError(
-                f"{path or 'the model'} ({type(m).__name__}) has parametrizations {kinds}; "
-                f"seeded-init does not initialize through parametrizations yet. Initialize the "
-                f"layer before registering the parametrization, or remove it"
-            )
+        _refuse_parametrized(m, path)
         handler = default_handler(m)
         if handler is not None:
             steps, claimed = handler(m, path)
@@ -348,6 +340,7 @@ class _Builder:
         seen: set[int] = set()
 
         def walk(mod: nn.Module, rel: str) -> None:
+            _refuse_parametrized(mod, join(path, rel))
             for name, p in mod._parameters.items():
                 if p is not None and id(p) not in seen and not _uninitialized(p):
                     seen.add(id(p))
@@ -434,6 +427,21 @@ class _Builder:
     # -- ownership -----------------------------------------------------------------------------
     def add_unit(self, unit: Unit) -> None:
         self.plan.units.append(unit)
+
+
+def _refuse_parametrized(m: nn.Module, path: str) -> None:
+    """Writing a parametrization's originals would not give the declared effective weight."""
+    if not parametrize.is_parametrized(m):
+        return
+    table = m._modules["parametrizations"]
+    assert table is not None
+    kinds = {name: [type(p).__name__ for p in plist.children()]
+             for name, plist in table._modules.items() if plist is not None}
+    raise PlanError(
+        f"{path or 'the model'} ({type(m).__name__}) has parametrizations {kinds}; seeded-init "
+        f"does not initialize through parametrizations yet. Register the parametrization "
+        f"after the reset (values are then derived from the initialized weight), or remove it"
+    )
 
 
 def _uninitialized_step(s: Step) -> bool:
