@@ -96,21 +96,24 @@ def hand_script_2() -> nn.Module:
     return model
 
 
-# A declaration is made once, with its class, so a rule's keywords cannot read an instance's
-# sizes. The original's bias std follows the weight's fan_in; to reproduce it, this model
-# fixes its sizes as the original's call does.
-IN_CHANNELS, OUT_CHANNELS, KERNEL_SIZE = 3, 16, 3
-CONV_FAN_IN = IN_CHANNELS * KERNEL_SIZE * KERNEL_SIZE
+def he_std(model: HeConvModel) -> float:
+    """sqrt(2 / fan_in) of the model's conv: a keyword may be a function of the model."""
+    return math.sqrt(2.0 / (model.in_channels * model.kernel_size**2))
 
 
 class HeConvModel(SeededModule):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = kernel_size
+
     # Xavier normal would be std = sqrt(2 / (fan_in + fan_out)). The original's
     # std = sqrt(2 / fan_in) is Kaiming (He) normal with the ReLU gain, so that is its name.
     # The original also draws the bias, from the same generator with the same std.
     @seeded_init(scheme="kaiming_normal", nonlinearity="relu", seed=77,
-                 bias=seeded_init(scheme="normal", std=math.sqrt(2.0 / CONV_FAN_IN)))
+                 bias=seeded_init(scheme="normal", std=he_std))
     def conv(self) -> nn.Conv2d:
-        return nn.Conv2d(IN_CHANNELS, OUT_CHANNELS, KERNEL_SIZE)
+        return nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.conv(x)
@@ -211,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pairs = [
         (hand_script_1(), UniformModel(10, 20, 5)),
-        (hand_script_2(), HeConvModel()),
+        (hand_script_2(), HeConvModel(in_channels=3, out_channels=16, kernel_size=3)),
         (hand_script_3(), ComplexModel(input_size=25, hidden_size=32)),
     ]
     failed = 0

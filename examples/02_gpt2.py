@@ -37,18 +37,19 @@ class Config:
 GPT2_SMALL = Config(vocab_size=50257, context=1024, d_model=768, n_head=12, n_layer=12)
 TINY = Config(vocab_size=512, context=64, d_model=64, n_head=4, n_layer=2)
 
-# GPT-2 scales the init of the projections that write into the residual stream by
-# 1/sqrt(2 * n_layer): each block adds two of them. A declaration is made once, with its class,
-# so its std cannot follow a model's n_layer: it is GPT-2 small's (12 layers), and the --small
-# model, a smoke test, keeps it.
 STD = 0.02
-RESIDUAL_STD = STD / math.sqrt(2 * GPT2_SMALL.n_layer)
+
+
+def residual_std(module: CausalSelfAttention | MLP) -> float:
+    """GPT-2 scales the projections that write into the residual stream by 1/sqrt(2 * n_layer):
+    each block adds two of them. A keyword given as a function reads the declaring module."""
+    return STD / math.sqrt(2 * module.n_layer)
 
 
 class CausalSelfAttention(SeededModule):
-    def __init__(self, d_model: int, n_head: int) -> None:
+    def __init__(self, d_model: int, n_head: int, n_layer: int) -> None:
         super().__init__()
-        self.d_model, self.n_head = d_model, n_head
+        self.d_model, self.n_head, self.n_layer = d_model, n_head, n_layer
 
     # No explicit seeds in a class used many times: each instance's seeds are derived from the
     # root seed and its own path (blocks.0.attn.qkv, blocks.1.attn.qkv, ...).
@@ -56,7 +57,7 @@ class CausalSelfAttention(SeededModule):
     def qkv(self) -> nn.Linear:
         return nn.Linear(self.d_model, 3 * self.d_model)
 
-    @seeded_init(scheme="normal", std=RESIDUAL_STD)
+    @seeded_init(scheme="normal", std=residual_std)
     def proj(self) -> nn.Linear:
         return nn.Linear(self.d_model, self.d_model)
 
@@ -71,16 +72,16 @@ class CausalSelfAttention(SeededModule):
 
 
 class MLP(SeededModule):
-    def __init__(self, d_model: int) -> None:
+    def __init__(self, d_model: int, n_layer: int) -> None:
         super().__init__()
-        self.d_model = d_model
+        self.d_model, self.n_layer = d_model, n_layer
         self.gelu = nn.GELU(approximate="tanh")
 
     @seeded_init(scheme="normal", std=STD)
     def fc(self) -> nn.Linear:
         return nn.Linear(self.d_model, 4 * self.d_model)
 
-    @seeded_init(scheme="normal", std=RESIDUAL_STD)
+    @seeded_init(scheme="normal", std=residual_std)
     def proj(self) -> nn.Linear:
         return nn.Linear(4 * self.d_model, self.d_model)
 
@@ -90,9 +91,9 @@ class MLP(SeededModule):
 
 
 class Block(SeededModule):
-    def __init__(self, d_model: int, n_head: int) -> None:
+    def __init__(self, d_model: int, n_head: int, n_layer: int) -> None:
         super().__init__()
-        self.d_model, self.n_head = d_model, n_head
+        self.d_model, self.n_head, self.n_layer = d_model, n_head, n_layer
 
     # "default": PyTorch's own LayerNorm init (weight ones, bias zeros).
     @seeded_init(scheme="default")
@@ -102,7 +103,7 @@ class Block(SeededModule):
     # A nested SeededModule initializes itself from its own declarations.
     @seeded_init()
     def attn(self) -> CausalSelfAttention:
-        return CausalSelfAttention(self.d_model, self.n_head)
+        return CausalSelfAttention(self.d_model, self.n_head, self.n_layer)
 
     @seeded_init(scheme="default")
     def ln_2(self) -> nn.LayerNorm:
@@ -110,7 +111,7 @@ class Block(SeededModule):
 
     @seeded_init()
     def mlp(self) -> MLP:
-        return MLP(self.d_model)
+        return MLP(self.d_model, self.n_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
@@ -123,7 +124,7 @@ class GPT(SeededModule):
         super().__init__()
         self.config = config
         self.blocks = nn.ModuleList(
-            [Block(config.d_model, config.n_head) for _ in range(config.n_layer)])
+            [Block(config.d_model, config.n_head, config.n_layer) for _ in range(config.n_layer)])
         # Undeclared, so the token embedding's declaration owns the shared weight. Reading
         # self.wte here builds the embedding now, before its turn after __init__.
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)

@@ -21,6 +21,12 @@ def declared(make: Callable[[], nn.Module], spec: InitSpec) -> nn.Module:
     return One().layer
 
 
+def channels_last(m: nn.Module) -> nn.Module:
+    """``m.to(memory_format=torch.channels_last)``, which torch's type hints do not list."""
+    out: nn.Module = m.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return out
+
+
 def snapshot(m: nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of every state_dict entry."""
     return {k: v.detach().clone() for k, v in m.state_dict().items()}

@@ -11,7 +11,7 @@ from torch import nn
 
 from seeded_init import SeededModule, derive_seed, seeded_init
 
-from tests.helpers import assert_same, declared, reference, snapshot
+from tests.helpers import assert_same, channels_last, declared, reference, snapshot
 
 Maker = Callable[[torch.dtype], nn.Module]
 
@@ -21,8 +21,7 @@ LAYERS: dict[str, Maker] = {
     "Bilinear": lambda dt: nn.Bilinear(3, 4, 2, dtype=dt),
     "Conv1d": lambda dt: nn.Conv1d(2, 4, 3, dtype=dt),
     "Conv2d": lambda dt: nn.Conv2d(3, 4, (3, 2), groups=1, dtype=dt),
-    "Conv2d-channels_last": lambda dt: nn.Conv2d(3, 4, 3, dtype=dt).to(
-        memory_format=torch.channels_last),
+    "Conv2d-channels_last": lambda dt: channels_last(nn.Conv2d(3, 4, 3, dtype=dt)),
     "Conv3d": lambda dt: nn.Conv3d(2, 4, 2, groups=2, dtype=dt),
     "ConvTranspose1d": lambda dt: nn.ConvTranspose1d(2, 4, 3, dtype=dt),
     "ConvTranspose2d": lambda dt: nn.ConvTranspose2d(4, 2, 3, groups=2, dtype=dt),
@@ -83,7 +82,7 @@ def test_reset_restores_the_default_values(name: str) -> None:
 
 def test_channels_last_weight_keeps_its_memory_format() -> None:
     """A channels_last conv weight is refilled in logical order and stays channels_last."""
-    layer = declared(lambda: nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last),
+    layer = declared(lambda: channels_last(nn.Conv2d(3, 4, 3)),
                      seeded_init(scheme="default", seed=5))
     weight = layer.get_parameter("weight")
     assert weight.is_contiguous(memory_format=torch.channels_last)

@@ -431,14 +431,11 @@ def test_c18_per_module_resets_reproduce_the_model_reset(order: str) -> None:
         m = Outer()
     m.to_empty(device="cpu")
     mods = list(m.modules())
-    if order == "forward":
-        for mod in mods:
-            if hasattr(mod, "reset_parameters"):
-                mod.reset_parameters()
-    elif order == "reverse":
-        for mod in reversed(mods):
-            if hasattr(mod, "reset_parameters"):
-                mod.reset_parameters()
+    if order in ("forward", "reverse"):
+        for mod in mods if order == "forward" else reversed(mods):
+            reset = getattr(mod, "reset_parameters", None)
+            if callable(reset):
+                reset()
     elif order == "twice":
         m.reset_parameters()
         m.reset_parameters()
@@ -506,7 +503,8 @@ def test_parametrized_layer_is_reported_not_skipped() -> None:
     class P(SeededModule):
         @seeded_init(scheme="kaiming_normal", seed=3)
         def fc(self) -> nn.Linear:
-            return parametrizations.weight_norm(nn.Linear(6, 6))
+            layer: nn.Linear = parametrizations.weight_norm(nn.Linear(6, 6))
+            return layer
 
     with pytest.raises(PlanError, match=r"fc.*_WeightNorm"):
         P()

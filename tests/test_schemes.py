@@ -301,3 +301,31 @@ def test_fan_scheme_on_a_composite_names_the_inner_parameter() -> None:
             return nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
 
     assert torch.equal(Fixed().block.get_parameter("1.weight"), torch.ones(4))
+
+
+class Depth(SeededModule):
+    def __init__(self, n_layer: int) -> None:
+        super().__init__()
+        self.n_layer = n_layer
+
+    @seeded_init(scheme="normal", std=lambda m: 0.02 / math.sqrt(2 * m.n_layer), seed=3)
+    def proj(self) -> nn.Linear:
+        return nn.Linear(4, 4)
+
+
+def test_keyword_may_be_a_function_of_the_declaring_module() -> None:
+    """std=lambda m: ... is called on the declaring module when the plan is made."""
+    m = Depth(8)
+    want = nn_init(init.normal_, (4, 4), 3, 0.0, 0.02 / math.sqrt(16))
+    assert torch.equal(m.proj.weight, want)
+    assert m.init_plan()["proj.weight"].rule == f"normal(std={0.02 / math.sqrt(16):.6g})"
+
+
+def test_keyword_function_returning_a_bad_value_is_a_plan_error() -> None:
+    """A keyword function whose value is out of range: PlanError naming the layer, nothing written."""
+    m = Depth(8)
+    before = snapshot(m)
+    m.n_layer = -1  # sqrt of a negative number
+    with pytest.raises(PlanError, match=r"Depth\.proj: std= function raised"):
+        m.reset_parameters()
+    assert all(torch.equal(a, b) for a, b in zip(snapshot(m).values(), before.values(), strict=True))

@@ -204,7 +204,7 @@ def test_share_seed_shares_on_purpose() -> None:
             self.blocks = nn.ModuleList([SharedBlock() for _ in range(3)])
 
     s = Stack()
-    assert torch.equal(s.blocks[0].fc.weight, s.blocks[2].fc.weight)
+    assert torch.equal(s.get_parameter("blocks.0.fc.weight"), s.get_parameter("blocks.2.fc.weight"))
 
 
 def test_collision_needs_both_declarations_to_share() -> None:

@@ -55,14 +55,6 @@ def wraps_construction(init: _F) -> _F:
 
 def prepare_class(cls: type[SeededModule], base: type[SeededModule]) -> None:
     """Build ``cls._seeded_table`` and wrap ``cls.__init__``; raise on a bad declaration."""
-    if "reset_parameters" in cls.__dict__ or cls.reset_parameters is not base.reset_parameters:
-        source = next(k for k in cls.__mro__ if "reset_parameters" in k.__dict__)
-        raise DeclarationError(
-            f"{cls.__qualname__}: reset_parameters comes from {source.__qualname__}, not from "
-            f"SeededModule, so declarations would be bypassed. Declare layers with "
-            f"@seeded_init(...) instead of overriding it, and list SeededModule before other "
-            f"nn.Module bases: class {cls.__name__}(SeededModule, {source.__name__})"
-        )
     table: dict[str, DeclaredLayer[Any, Any]] = {}
     for klass in reversed(cls.__mro__[1:]):
         inherited = klass.__dict__.get("_seeded_table")
@@ -94,9 +86,24 @@ def prepare_class(cls: type[SeededModule], base: type[SeededModule]) -> None:
         if layer.factory is not None:
             _check_factory(layer.factory, where)
         table[name] = layer
+    if cls.reset_parameters is not base.reset_parameters:
+        source = next(k for k in cls.__mro__ if "reset_parameters" in k.__dict__)
+        if source is cls:
+            raise DeclarationError(
+                f"{cls.__qualname__} overrides reset_parameters, so its declarations would be "
+                f"bypassed; declare each layer's init with @seeded_init(...) instead of "
+                f"overriding it"
+            )
+        raise DeclarationError(
+            f"{cls.__qualname__}: reset_parameters comes from {source.__qualname__}, not from "
+            f"SeededModule, so declarations would be bypassed; list SeededModule first: "
+            f"class {cls.__name__}(SeededModule, {source.__name__})"
+        )
     cls._seeded_table = MappingProxyType(table)
-    if "__init__" in cls.__dict__:
-        cls.__init__ = wraps_construction(cls.__dict__["__init__"])  # type: ignore[method-assign]
+    # Wrap the __init__ that runs first, even one inherited from another base listed before
+    # SeededModule (class M(nn.Sequential, SeededModule)), so construction ends after it.
+    if not getattr(cls.__init__, "_seeded_wrapped", False):
+        cls.__init__ = wraps_construction(cls.__init__)  # type: ignore[method-assign]
 
 
 def _check_name(cls: type, name: str, where: str) -> None:

@@ -18,10 +18,15 @@ from ._types import FanMode, InitFn, Nonlinearity, SchemeName
 if TYPE_CHECKING:
     from ._module import SeededModule
 
-__all__ = ["Declaration", "DeclaredLayer", "InitSpec", "PartInit", "seeded_init"]
+__all__ = ["Declaration", "DeclaredLayer", "InitSpec", "PartInit", "Scalar", "seeded_init"]
 
 _S = TypeVar("_S", bound="SeededModule")
 _T = TypeVar("_T", bound="nn.Module | nn.Parameter")
+
+#: A number keyword: a float, or a function of the declaring module (the SeededModule whose
+#: class holds the declaration) that returns it, called when the plan is made; e.g.
+#: ``std=lambda block: 0.02 / math.sqrt(2 * block.n_layer)``.
+Scalar: TypeAlias = "float | Callable[[Any], float]"
 
 #: What ``bias=`` and the values of ``params=`` accept: a scheme name, a function, or a spec
 #: made by ``seeded_init(...)`` (to pass keywords, or a seed of its own).
@@ -124,8 +129,8 @@ def seeded_init(
 def seeded_init(
     *,
     scheme: Literal["uniform"],
-    a: float = 0.0,
-    b: float = 1.0,
+    a: Scalar = 0.0,
+    b: Scalar = 1.0,
     seed: int | None = None,
     bias: PartInit | None = None,
     params: Mapping[str, PartInit] | None = None,
@@ -135,8 +140,8 @@ def seeded_init(
 def seeded_init(
     *,
     scheme: Literal["normal"],
-    mean: float = 0.0,
-    std: float = 1.0,
+    mean: Scalar = 0.0,
+    std: Scalar = 1.0,
     seed: int | None = None,
     bias: PartInit | None = None,
     params: Mapping[str, PartInit] | None = None,
@@ -146,10 +151,10 @@ def seeded_init(
 def seeded_init(
     *,
     scheme: Literal["trunc_normal"],
-    mean: float = 0.0,
-    std: float = 1.0,
-    a: float | None = None,
-    b: float | None = None,
+    mean: Scalar = 0.0,
+    std: Scalar = 1.0,
+    a: Scalar | None = None,
+    b: Scalar | None = None,
     seed: int | None = None,
     bias: PartInit | None = None,
     params: Mapping[str, PartInit] | None = None,
@@ -159,7 +164,7 @@ def seeded_init(
 def seeded_init(
     *,
     scheme: Literal["xavier_uniform", "xavier_normal", "orthogonal"],
-    gain: float = 1.0,
+    gain: Scalar = 1.0,
     seed: int | None = None,
     bias: PartInit | None = None,
     params: Mapping[str, PartInit] | None = None,
@@ -169,7 +174,7 @@ def seeded_init(
 def seeded_init(
     *,
     scheme: Literal["kaiming_uniform", "kaiming_normal"],
-    a: float = 0.0,
+    a: Scalar = 0.0,
     mode: FanMode = "fan_in",
     nonlinearity: Nonlinearity = "leaky_relu",
     seed: int | None = None,
@@ -181,8 +186,8 @@ def seeded_init(
 def seeded_init(
     *,
     scheme: Literal["sparse"],
-    sparsity: float,
-    std: float = 0.01,
+    sparsity: Scalar,
+    std: Scalar = 0.01,
     seed: int | None = None,
     bias: PartInit | None = None,
     params: Mapping[str, PartInit] | None = None,
@@ -192,7 +197,7 @@ def seeded_init(
 def seeded_init(
     *,
     scheme: Literal["constant"],
-    val: float,
+    val: Scalar,
     seed: int | None = None,
     bias: PartInit | None = None,
     params: Mapping[str, PartInit] | None = None,
@@ -250,7 +255,9 @@ def seeded_init(
             generator.
         share_seed: allow other layers of the same model to carry the same explicit seed.
         **kwargs: the scheme's keywords (``a``, ``b``, ``mean``, ``std``, ``gain``, ``mode``,
-            ``nonlinearity``, ``sparsity``, ``val``, ``groups``).
+            ``nonlinearity``, ``sparsity``, ``val``, ``groups``). A number may be given as a
+            function of the declaring module, for values that depend on its configuration:
+            ``std=lambda block: 0.02 / math.sqrt(2 * block.n_layer)``.
 
     Returns:
         The spec; wrong input is reported, naming the layer, when the class is defined.

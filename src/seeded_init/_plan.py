@@ -21,9 +21,9 @@ from torch.nn.utils import parametrize
 
 from ._declare import DeclaredLayer, InitSpec
 from ._defaults import default_handler
-from ._errors import PlanError, SeedCollisionError
+from ._errors import DeclarationError, PlanError, SeedCollisionError
 from ._records import InitPlan, ParamInit
-from ._schemes import SCHEMES, make_fill, rule_text, shape_problem
+from ._schemes import SCHEMES, make_fill, resolve_kwargs, rule_text, shape_problem
 from ._seeds import derive_seed
 from ._steps import Step, is_bias_name
 
@@ -63,6 +63,7 @@ class Plan:
 
     def records(self, within: str = "") -> InitPlan:
         seen: dict[str, ParamInit] = {}
+        first_path: dict[int, str] = {}
         for unit in self.units:
             for step in unit.steps:
                 for path, tensor in _step_tensors(step):
@@ -75,7 +76,13 @@ class Plan:
                         "explicit" if unit.explicit else "derived", unit.declared_by,
                         tuple(tensor.shape), tensor.dtype,
                     )
-        order = {name: i for i, name in enumerate(self.root.state_dict(keep_vars=True))}
+                    first_path.setdefault(id(tensor), path)
+        state = self.root.state_dict(keep_vars=True)
+        for name, tensor in state.items():  # the other names of tied tensors
+            origin = first_path.get(id(tensor))
+            if name not in seen and origin is not None and inside(name, within):
+                seen[name] = replace(seen[origin], path=name, tied_to=origin)
+        order = {name: i for i, name in enumerate(state)}
         entries = sorted(seen.values(), key=lambda e: order.get(e.path, len(order)))
         return InitPlan(self.root_seed, tuple(entries))
 
@@ -160,7 +167,7 @@ class _Builder:
             elif isinstance(target, nn.Module):
                 self.seen.add(id(target))
                 self.plan.plain.append((target, lp))
-                self.declared_unit(target, lp, decl.spec, where)
+                self.declared_unit(m, target, lp, decl.spec, where)
             else:
                 self.declared_param(m, name, lp, decl.spec, where)
         self.plain_unit(m, path, declared=frozenset(table))
@@ -243,7 +250,8 @@ class _Builder:
         return children + self.default_steps(m, path)[0]
 
     # -- declared layers -----------------------------------------------------------------------
-    def declared_unit(self, m: nn.Module, path: str, spec: InitSpec, where: str) -> None:
+    def declared_unit(self, owner: nn.Module, m: nn.Module, path: str, spec: InitSpec,
+                      where: str) -> None:
         self.visit_nested(m, path)
         cache: list[list[Step]] = []
 
@@ -255,15 +263,15 @@ class _Builder:
         tensors = self.unit_tensors(m, path)
         parts = {key: self.resolve_part(m, path, key, tensors, where) for key in spec.params}
         overridden = {(id(t[0]), t[1]) for targets, _ in parts.values() for t in targets}
-        steps = self.layer_steps(m, path, spec, tensors, defaults, where, overridden)
+        steps = self.layer_steps(owner, m, path, spec, tensors, defaults, where, overridden)
         sub_units: list[Unit] = []
         for key, part in spec.params.items():
             targets, sub = parts[key]
             sub_path = join(path, key)
             if sub is None:  # one named parameter: the rule applies to it as written
-                new = self.part_steps(targets, part, defaults, where, path)
+                new = self.part_steps(owner, targets, part, defaults, where, path)
             else:  # a sub-layer: the rule applies as to a layer, biases by the bias rule
-                new = self.layer_steps(sub, sub_path, part, targets, defaults, where)
+                new = self.layer_steps(owner, sub, sub_path, part, targets, defaults, where)
             if part.seed is None:
                 steps = _replace(steps, targets, new)
             else:
@@ -280,7 +288,7 @@ class _Builder:
         for unit in sub_units:
             self.add_unit(unit)
 
-    def layer_steps(self, m: nn.Module, path: str, spec: InitSpec,
+    def layer_steps(self, owner: nn.Module, m: nn.Module, path: str, spec: InitSpec,
                     tensors: list[tuple[nn.Module, str, str, str]],
                     defaults: Callable[[], list[Step]], where: str,
                     overridden: set[tuple[int, str]] | None = None) -> list[Step]:
@@ -294,8 +302,8 @@ class _Builder:
         if spec.scheme == "default":
             steps = [s for s in defaults() if inside(s.path, path)]
             if spec.bias is not None:
-                steps = _replace(steps, biases, self.part_steps(biases, spec.bias, defaults,
-                                                                where, path))
+                steps = _replace(steps, biases, self.part_steps(owner, biases, spec.bias,
+                                                                defaults, where, path))
             return steps
         steps = self.norm_stat_steps(m, path)
         bias_spec = spec.bias if spec.bias is not None else InitSpec("zeros")
@@ -304,7 +312,7 @@ class _Builder:
                 steps.append(Step(t[0], t[1], t[3], None, False, ""))
                 continue
             rule = bias_spec if is_bias_name(t[2]) else spec
-            steps += self.part_steps([t], rule, defaults, where, path)
+            steps += self.part_steps(owner, [t], rule, defaults, where, path)
         return steps
 
     def declared_param(self, owner: nn.Module, name: str, path: str, spec: InitSpec,
@@ -316,7 +324,7 @@ class _Builder:
             )
         if spec.params or spec.bias is not None:
             raise PlanError(f"{where} is a single parameter; bias= and params= apply to layers")
-        steps = self.part_steps([(owner, name, name, path)], spec, list, where, path)
+        steps = self.part_steps(owner, [(owner, name, name, path)], spec, list, where, path)
         seed, explicit = (spec.seed, True) if spec.seed is not None else (
             derive_seed(self.root_seed, path), False)
         self.add_unit(Unit(path, seed, explicit, spec.share_seed, where, spec.scheme_name, steps,
@@ -363,10 +371,21 @@ class _Builder:
                         if s.buffer]
         return out
 
-    def part_steps(self, targets: list[tuple[nn.Module, str, str, str]], spec: InitSpec,
-                   defaults: Callable[[], list[Step]], where: str, unit_path: str) -> list[Step]:
-        """Steps applying ``spec`` to each target tensor, in order."""
+    def part_steps(self, owner: nn.Module, targets: list[tuple[nn.Module, str, str, str]],
+                   spec: InitSpec, defaults: Callable[[], list[Step]], where: str,
+                   unit_path: str) -> list[Step]:
+        """Steps applying ``spec`` to each target tensor, in order.
+
+        ``owner`` is the SeededModule holding the declaration: number keywords given as
+        functions are called on it here.
+        """
         out: list[Step] = []
+        kwargs = spec.kwargs
+        if isinstance(spec.scheme, str) and targets:
+            try:
+                kwargs = resolve_kwargs(spec.scheme, spec.kwargs, owner, where)
+            except DeclarationError as exc:
+                raise PlanError(str(exc)) from exc
         for mod, attr, rel, full in targets:
             if spec.scheme == "default":
                 mine = [s for s in defaults() if s.module is mod and s.attr == attr]
@@ -380,7 +399,7 @@ class _Builder:
             tensor = mod._parameters[attr]
             assert tensor is not None
             if isinstance(spec.scheme, str):
-                problem = shape_problem(spec.scheme, spec.kwargs, tuple(tensor.shape))
+                problem = shape_problem(spec.scheme, kwargs, tuple(tensor.shape))
                 if problem is not None:
                     fix = ("scheme='default'" if is_bias_name(rel) else
                            f"params={{{rel!r}: 'ones'}} (or another scheme for it)")
@@ -389,10 +408,10 @@ class _Builder:
                         f"{tuple(tensor.shape)}, and scheme {spec.scheme!r} {problem}. Give it "
                         f"its own rule: {fix}"
                     )
-                fill = make_fill(spec.scheme, spec.kwargs)
+                fill = make_fill(spec.scheme, kwargs)
                 assert fill is not None
                 out.append(Step(mod, attr, full, fill, SCHEMES[spec.scheme].draws,
-                                rule_text(spec.scheme, spec.kwargs)))
+                                rule_text(spec.scheme, kwargs)))
             else:
                 out.append(Step(mod, attr, full, spec.scheme, True, spec.scheme_name, user=True))
         return out

@@ -25,6 +25,8 @@ class ParamInit:
         declared_by: ``Class.attr`` of the declaration, or None for an undeclared layer.
         shape: the tensor's shape.
         dtype: the tensor's dtype.
+        tied_to: for a second name of a tied tensor (a head sharing the embedding's weight),
+            the path whose record says how it is drawn; None otherwise.
     """
 
     path: str
@@ -36,6 +38,7 @@ class ParamInit:
     declared_by: str | None
     shape: tuple[int, ...]
     dtype: torch.dtype
+    tied_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ class InitPlan:
         rows = [("tensor", "shape", "rule", "seed", "declared by")]
         for e in self.entries:
             seed = f"{e.seed} ({e.seed_source})"
-            rows.append((e.path, "x".join(map(str, e.shape)) or "()", e.rule, seed,
+            rule = e.rule if e.tied_to is None else f"tied to {e.tied_to}"
+            rows.append((e.path, "x".join(map(str, e.shape)) or "()", rule, seed,
                          e.declared_by or "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, get_args
+from typing import Any, Final, get_args
 
 import torch
 from torch import nn
@@ -19,11 +19,22 @@ from torch.nn import init
 from ._errors import DeclarationError
 from ._types import FanMode, Nonlinearity, SchemeName
 
-__all__ = ["SCHEMES", "Fill", "KwValue", "check_kwargs", "make_fill", "rule_text", "shape_problem"]
+__all__ = [
+    "SCHEMES",
+    "Fill",
+    "KwValue",
+    "check_kwargs",
+    "make_fill",
+    "resolve_kwargs",
+    "rule_text",
+    "shape_problem",
+]
 
 #: A fill: writes into a contiguous tensor, drawing only from the generator.
 Fill = Callable[[torch.Tensor, torch.Generator], object]
-KwValue = float | int | str | None
+#: A keyword's value: a number, a Literal string, None (a default), or a function of the
+#: declaring module that returns the number when the plan is made.
+KwValue = float | int | str | None | Callable[[Any], float]
 
 _REQUIRED: Final = object()
 _NONLINEARITIES: Final[dict[str, Nonlinearity]] = {n: n for n in get_args(Nonlinearity)}
@@ -124,6 +135,8 @@ def check_kwargs(scheme: str, given: Mapping[str, object], where: str) -> dict[s
                 raise DeclarationError(
                     f"{where}: {key}={value!r} must be a positive int, e.g. {key}=1"
                 )
+        elif callable(value) and not isinstance(value, type):
+            pass  # a function of the declaring module: checked when the plan is made
         elif value is not None and not _is_number(value):
             raise DeclarationError(
                 f"{where}: {key}={value!r} ({type(value).__name__}) must be a number, e.g. "
@@ -131,10 +144,32 @@ def check_kwargs(scheme: str, given: Mapping[str, object], where: str) -> dict[s
             )
         elif isinstance(value, float) and not math.isfinite(value):
             raise DeclarationError(f"{where}: {key}={value!r} must be finite")
-        assert value is None or isinstance(value, int | float | str)
+        assert value is None or callable(value) or isinstance(value, int | float | str)
         out[key] = value
-    _check_ranges(scheme, out, where)
+    if not any(callable(v) for v in out.values()):
+        _check_ranges(scheme, out, where)
     return out
+
+
+def resolve_kwargs(scheme: str, kw: Mapping[str, KwValue], owner: object, where: str
+                   ) -> Mapping[str, KwValue]:
+    """``kw`` with each function of the declaring module called on ``owner``, then checked.
+
+    Raises:
+        DeclarationError: a function failed or returned a bad value.
+    """
+    if not any(callable(v) for v in kw.values()):
+        return kw
+    out: dict[str, object] = {}
+    for key, value in kw.items():
+        if callable(value):
+            try:
+                out[key] = value(owner)
+            except Exception as exc:
+                raise DeclarationError(f"{where}: {key}= function raised {exc!r}") from exc
+        else:
+            out[key] = value
+    return check_kwargs(scheme, out, where)
 
 
 def _check_ranges(scheme: str, kw: Mapping[str, KwValue], where: str) -> None:
@@ -255,5 +290,6 @@ def make_fill(scheme: str, kw: Mapping[str, KwValue]) -> Fill | None:
 def rule_text(scheme: str, kw: Mapping[str, KwValue]) -> str:
     """``scheme(k=v, ...)`` showing only the keywords that differ from their defaults."""
     info = SCHEMES[scheme]
-    parts = [f"{k}={v!r}" for k, v in kw.items() if info.kwargs[k].default != v]
+    parts = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v!r}"
+             for k, v in kw.items() if info.kwargs[k].default != v]
     return f"{scheme}({', '.join(parts)})" if parts else scheme

@@ -1,0 +1,87 @@
+"""What the public API's types must be, pinned with assert_type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+import torch
+from torch import nn
+from typing_extensions import assert_type
+
+from seeded_init import (
+    Declaration,
+    DeclaredLayer,
+    InitPlan,
+    InitSpec,
+    ParamInit,
+    SeededModule,
+    declarations,
+    derive_seed,
+    seeded_init,
+)
+
+
+class Net(SeededModule):
+    fc: Annotated[nn.Linear, seeded_init(scheme="xavier_uniform", seed=3)]
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.d = d
+        self.fc = nn.Linear(d, d)
+
+    @seeded_init(scheme="kaiming_normal", seed=1, nonlinearity="relu")
+    def fc1(self) -> nn.Linear:
+        return nn.Linear(self.d, 2 * self.d)
+
+    @seeded_init(scheme="trunc_normal", std=0.02)
+    def pos(self) -> nn.Parameter:
+        return nn.Parameter(torch.empty(4, self.d))
+
+    @seeded_init(scheme="orthogonal", params={"weight_hh_l0": "orthogonal"}, bias="zeros")
+    def rnn(self) -> nn.LSTM:
+        return nn.LSTM(self.d, self.d)
+
+
+class Sub(Net):
+    @seeded_init(scheme="uniform", a=-1.0, b=1.0, seed=9)
+    def fc1(self) -> nn.Linear:
+        return nn.Linear(self.d, 2 * self.d)
+
+
+def halve(tensor: torch.Tensor, generator: torch.Generator) -> None:
+    tensor.uniform_(-0.5, 0.5, generator=generator)
+
+
+net = Net(8)
+assert_type(net.fc1, nn.Linear)
+assert_type(net.fc, nn.Linear)
+assert_type(net.pos, nn.Parameter)
+assert_type(net.rnn, nn.LSTM)
+assert_type(Sub(4).fc1, nn.Linear)
+assert_type(Net.fc1, DeclaredLayer[Net, nn.Linear])
+assert_type(Net.fc1.spec, InitSpec)
+assert_type(Net.fc1.seed, int | None)
+assert_type(net.reset_parameters(), None)
+assert_type(net.reset_parameters(seed=3), None)
+assert_type(net.init_plan(), InitPlan)
+assert_type(list(net.init_plan())[0], ParamInit)
+assert_type(net.root_seed, int)
+assert_type(declarations(Net), Mapping[str, Declaration])
+assert_type(seeded_init(scheme="sparse", sparsity=0.1), InitSpec)
+assert_type(seeded_init(scheme=halve, seed=2), InitSpec)
+assert_type(derive_seed(0, "fc"), int)
+net.fc1 = nn.Linear(8, 16)  # assigning the declared type is accepted
+
+
+class Deep(SeededModule):
+    def __init__(self, n_layer: int) -> None:
+        super().__init__()
+        self.n_layer = n_layer
+
+    @seeded_init(scheme="normal", std=lambda block: 0.02 / (2 * block.n_layer) ** 0.5)
+    def proj(self) -> nn.Linear:
+        return nn.Linear(4, 4)
+
+
+assert_type(Deep(12).proj, nn.Linear)
