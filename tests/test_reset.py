@@ -523,3 +523,83 @@ def test_init_plan_matches_what_reset_writes() -> None:
         "kaiming_uniform", 11, "explicit", "C21.fc")
     assert plan["free.bias"].seed_source == "derived"
     assert "fc.weight" in str(plan) and "kaiming_uniform" in str(plan)
+
+
+class TiedLM(SeededModule):
+    emb: Annotated[nn.Embedding, seeded_init(scheme="normal", std=0.02)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(100, 16)
+        self.out = nn.Linear(16, 100, bias=False)
+        self.out.weight = self.emb.weight
+
+
+def test_reset_of_the_undeclared_side_of_a_tie_keeps_the_declared_values(
+        global_rng_guard: None) -> None:
+    """out.reset_parameters() on a layer holding only a tied weight redraws it by the
+    declaration, not by PyTorch's global-RNG init."""
+    m = TiedLM()
+    before = snapshot(m)
+    with torch.no_grad():
+        m.emb.weight.fill_(1.0)
+    m.out.reset_parameters()
+    assert_same(snapshot(m), before)
+
+
+def test_to_empty_unties_and_the_reset_ties_again() -> None:
+    """meta -> to_empty unties the shared weight; the reset restores the tie and eager values."""
+    eager = TiedLM()
+    with torch.device("meta"):
+        m = TiedLM()
+    m.to_empty(device="cpu")
+    assert m.out.weight is not m.emb.weight  # PyTorch's to_empty
+    m.reset_parameters()
+    assert m.out.weight is m.emb.weight
+    assert torch.equal(m.emb.weight, eager.emb.weight)
+    copied = copy.deepcopy(m)
+    copied.to_empty(device="cpu")
+    copied.reset_parameters()
+    assert copied.out.weight is copied.emb.weight and m.out.weight is m.emb.weight
+
+
+def test_a_tie_undone_by_the_user_stays_undone() -> None:
+    """Assigning a new parameter to one side is respected by later resets."""
+    m = TiedLM()
+    m.out.weight = nn.Parameter(torch.zeros(100, 16))
+    m.reset_parameters()
+    assert m.out.weight is not m.emb.weight
+
+
+class C10(SeededModule):
+    attn: Annotated[nn.MultiheadAttention, seeded_init(scheme="xavier_uniform", seed=4)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2)
+
+
+def test_c10_multihead_attention_is_fully_reinitialized() -> None:
+    """C10: in_proj_weight and out_proj.weight change on reset; meta + sentinel 123 -> equal;
+    biases zeros; MultiheadAttention gets a reset_parameters of its own."""
+    m1 = C10()
+    with torch.no_grad():
+        for p in m1.parameters():
+            p.fill_(0.5)
+    m1.reset_parameters()
+    assert not (m1.attn.in_proj_weight == 0.5).any()
+    assert not (m1.attn.out_proj.weight == 0.5).any()
+    m2 = C10()
+    with torch.device("meta"):
+        m3 = C10()
+    m3.to_empty(device="cpu")
+    with torch.no_grad():
+        for p in m3.parameters():
+            p.fill_(123.0)
+    for mod in m3.modules():
+        reset = getattr(mod, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    for m in (m1, m2, m3):
+        assert_same(snapshot(m), snapshot(m2))
+        assert not m.attn.in_proj_bias.any() and not m.attn.out_proj.bias.any()

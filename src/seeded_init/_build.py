@@ -99,6 +99,8 @@ def end(m: SeededModule, ok: bool) -> None:
     finally:
         del st.depth[id(m)]
         st.building.pop(id(m), None)
+        if not ok and m in st.made:
+            st.made.remove(m)  # a failed construction leaves no model to initialize
         if st.outermost is m:
             _finish_outermost(ok)
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import torch
 
 from ._errors import PlanError
-from ._plan import Plan, Unit, inside
+from ._plan import Plan, Unit
 from ._steps import Step
 
 __all__ = ["GLOBAL_RNG_LOCK", "SavedRng", "execute", "global_rng_restored"]
@@ -90,11 +90,34 @@ def _run_fallback(step: Step, g: torch.Generator, write: bool) -> None:
                 (m._parameters.get(k) if k in m._parameters else m._buffers[k]).copy_(v)  # type: ignore[union-attr]
 
 
-def _run_unit(unit: Unit, within: str) -> None:
+class _Selection:
+    """The tensors a reset of the sub-layer at ``within`` writes: those the sub-layer holds,
+    also under another name (a tied weight), and the layers whose own reset runs."""
+
+    def __init__(self, root: torch.nn.Module, within: str) -> None:
+        self.everything = not within
+        self.tensors: set[int] = set()
+        self.modules: set[int] = set()
+        if within:
+            part = root.get_submodule(within)
+            self.modules = {id(m) for m in part.modules()}
+            self.tensors = {id(t) for m in part.modules()
+                            for t in [*m._parameters.values(), *m._buffers.values()]
+                            if t is not None}
+
+    def __contains__(self, step: Step) -> bool:
+        if self.everything:
+            return True
+        if step.fallback is not None:
+            return id(step.module) in self.modules
+        return id(step.tensor()) in self.tensors
+
+
+def _run_unit(unit: Unit, chosen_steps: _Selection) -> None:
     g = torch.Generator()
     g.manual_seed(unit.seed)
     for step in unit.steps:
-        chosen = inside(step.path, within)
+        chosen = step in chosen_steps
         if step.fallback is not None:
             _run_fallback(step, g, chosen)
             continue
@@ -107,20 +130,25 @@ def _run_unit(unit: Unit, within: str) -> None:
             _advance(step, t, g)
 
 
+def _written(step: Step) -> Iterator[tuple[str, torch.Tensor]]:
+    """(path, tensor) of what ``step`` may write: its tensor, or all of a fallback's module."""
+    if step.fallback is None:
+        t = step.tensor()
+        if t is not None:
+            yield step.path, t
+        return
+    for name, t in [*step.module._parameters.items(), *step.module._buffers.items()]:
+        if t is not None:
+            yield f"{step.path}.{name}" if step.path else name, t
+
+
 def _tensors(unit: Unit) -> Iterator[tuple[str, torch.Tensor]]:
     for step in unit.steps:
-        if step.fallback is not None:
-            for name, t in [*step.module._parameters.items(), *step.module._buffers.items()]:
-                if t is not None:
-                    yield f"{step.path}.{name}" if step.path else name, t
-        else:
-            t = step.tensor()
-            if t is not None:
-                yield step.path, t
+        yield from _written(step)
 
 
 def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
-    """Write every tensor of ``plan`` under path ``within`` ("" for all).
+    """Write every tensor of ``plan`` that the sub-layer at ``within`` holds ("" for all).
 
     During construction, units with tensors on the meta device are skipped (they have no
     storage to fill yet); otherwise meta tensors are an error, raised before any write.
@@ -128,12 +156,13 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
     Raises:
         PlanError: a tensor to write is on the meta device.
     """
-    units = [u for u in plan.units
-             if any(inside(s.path, within) or inside(within, s.path) for s in u.steps)]
+    chosen = _Selection(plan.root, within)
+    units = [u for u in plan.units if any(s in chosen for s in u.steps)]
     if construction:
         units = [u for u in units if not any(t.is_meta for _, t in _tensors(u))]
     else:
-        meta = [p for u in units for p, t in _tensors(u) if t.is_meta and inside(p, within)]
+        meta = [p for u in units for s in u.steps if s in chosen
+                for p, t in _written(s) if t.is_meta]
         if meta:
             more = f" (and {len(meta) - 1} more)" if len(meta) > 1 else ""
             raise PlanError(
@@ -148,7 +177,7 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
     current = None
     try:
         for current in fallible:
-            _run_unit(current, within)
+            _run_unit(current, chosen)
     except Exception as exc:
         with torch.no_grad():
             for t, old in saved:
@@ -161,4 +190,4 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
         ) from exc
     for unit in units:
         if not unit.fallible:
-            _run_unit(unit, within)
+            _run_unit(unit, chosen)

@@ -13,6 +13,7 @@ from torch import nn
 from ._build import under_construction
 from ._classes import prepare_class, wraps_construction
 from ._declare import Declaration, DeclaredLayer
+from ._defaults import default_handler
 from ._execute import execute
 from ._plan import Plan, _module_reset, build_plan, join
 from ._records import InitPlan
@@ -75,6 +76,60 @@ class _SubtreeReset(_Link):
                 own(module)
             return
         root._seeded_reset(within=self.path)
+
+
+class _Tie:
+    """One tensor held under a second name (a head sharing the embedding's weight).
+
+    ``module.to_empty()`` replaces parameters one by one and so unties them; a reset ties them
+    again. It leaves alone a tie the user undid by assigning a new parameter to one side.
+    """
+
+    __slots__ = ("alias", "owner", "shared")
+
+    def __init__(self, owner: str, alias: str, shared: nn.Parameter) -> None:
+        self.owner, self.alias = owner, alias  # "module path:attr"
+        self.shared = weakref.ref(shared)
+
+    def restore(self, root: nn.Module) -> None:
+        owner_mod, owner_attr = _resolve(root, self.owner)
+        alias_mod, alias_attr = _resolve(root, self.alias)
+        if owner_mod is None or alias_mod is None:
+            return
+        kept, other = owner_mod._parameters.get(owner_attr), alias_mod._parameters.get(alias_attr)
+        if kept is None or other is None or kept is other or kept.shape != other.shape:
+            return
+        shared = self.shared()
+        if shared is not kept and shared is not other:  # both replaced: to_empty or _apply
+            alias_mod._parameters[alias_attr] = kept
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Tie:
+        shared = self.shared()
+        assert shared is not None
+        return type(self)(self.owner, self.alias, copy.deepcopy(shared, memo))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.owner, self.alias, self.shared()))
+
+
+def _resolve(root: nn.Module, where: str) -> tuple[nn.Module | None, str]:
+    path, attr = where.rsplit(":", 1)
+    return _lookup(root, path), attr
+
+
+def _find_ties(root: nn.Module) -> list[_Tie]:
+    first: dict[int, str] = {}
+    ties = []
+    for path, m in root.named_modules():
+        for attr, p in m._parameters.items():
+            if p is None:
+                continue
+            here = f"{path}:{attr}"
+            if id(p) in first:
+                ties.append(_Tie(first[id(p)], here, p))
+            else:
+                first[id(p)] = here
+    return ties
 
 
 class SeededModule(nn.Module):
@@ -154,6 +209,8 @@ class SeededModule(nn.Module):
         prefix = ""
         if not construction:
             root, prefix = self._seeded_root()
+        for tie in root.__dict__.get("_seeded_ties", ()):
+            tie.restore(root)
         plan = build_plan(root, seed if seed is not None else root.root_seed)
         execute(plan, join(prefix, within), construction)
         root._seeded_adopt(plan)
@@ -163,10 +220,11 @@ class SeededModule(nn.Module):
         for nested, path in plan.seeded:
             if nested is not self:
                 nested.__dict__["_seeded_link"] = _Link(self, path, nested)
-        owners = {id(s.module) for u in plan.units for s in u.steps}
         for layer, path in plan.plain:
-            if id(layer) in owners:
+            if (any(p is not None for p in layer._parameters.values())
+                    or _module_reset(layer) is not None or default_handler(layer) is not None):
                 layer.__dict__["reset_parameters"] = _SubtreeReset(self, path, layer)
+        self.__dict__["_seeded_ties"] = _find_ties(self)
 
 
 def declarations(model: type[SeededModule] | SeededModule) -> Mapping[str, Declaration]:

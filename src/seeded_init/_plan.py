@@ -458,8 +458,8 @@ def _refuse_parametrized(m: nn.Module, path: str) -> None:
              for name, plist in table._modules.items() if plist is not None}
     raise PlanError(
         f"{path or 'the model'} ({type(m).__name__}) has parametrizations {kinds}; seeded-init "
-        f"does not initialize through parametrizations yet. Register the parametrization "
-        f"after the reset (values are then derived from the initialized weight), or remove it"
+        f"does not initialize through parametrizations yet. Remove it before the reset "
+        f"(torch.nn.utils.parametrize.remove_parametrizations) and register it again after"
     )
 
 

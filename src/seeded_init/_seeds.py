@@ -39,10 +39,7 @@ def check_seed(value: object, where: str) -> int:
             f"[0, 2**64), e.g. seed=1"
         )
     if not 0 <= value < SEED_LIMIT:
-        raise SeedError(
-            f"{where} got {value}, outside [0, 2**64); pick a seed in that range, e.g. "
-            f"seed={value % SEED_LIMIT}"
-        )
+        raise SeedError(f"{where} got {value}, outside [0, 2**64); pick a seed in that range")
     return value
 
 
