@@ -36,3 +36,46 @@ def make_local_class() -> type[SeededModule]:
             self.fc = nn.Linear(3, 3)
 
     return LocalNet
+
+
+S = 3
+
+
+def make_with_module_seed() -> type[SeededModule]:
+    """A class whose annotation names the module-level S."""
+
+    class Net(SeededModule):
+        head: Annotated[nn.Linear, seeded_init(scheme="normal", seed=S)]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(2, 2)
+
+    return Net
+
+
+def make_in_closure(seed: int) -> type[SeededModule]:
+    """The annotation names a variable of an enclosing function, which a string annotation
+    cannot see (as typing.get_type_hints cannot)."""
+
+    def inner() -> type[SeededModule]:
+        class Net(SeededModule):
+            head: Annotated[nn.Linear, seeded_init(scheme="normal", seed=seed)]
+
+        return Net
+
+    return inner()
+
+
+def make_with_local_return_type() -> type[SeededModule]:
+    """A factory annotated with a function-local type, returning another type."""
+
+    class MyLayer(nn.Linear):
+        pass
+
+    class Net(SeededModule):
+        @seeded_init(scheme="normal")
+        def fc(self) -> MyLayer:
+            return nn.Conv1d(2, 2, 1)  # type: ignore[return-value]
+
+    return Net

@@ -10,15 +10,18 @@ from __future__ import annotations
 import threading
 import types
 import typing
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_parameter_registration_hook
 from torch.overrides import TorchFunctionMode
 
-from ._errors import ConstructionError
-from ._execute import SavedRng
+from ._defaults import default_handler
+from ._errors import ConstructionError, DeclarationError
+from ._execute import GLOBAL_RNG_LOCK, SavedRng
 
 if TYPE_CHECKING:
     from ._declare import DeclaredLayer
@@ -27,7 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["begin", "build_missing", "end", "under_construction"]
 
 # Random in-place fills that layer constructors run on their fresh parameters. During a
-# SeededModule's construction they are skipped: the reset at its end overwrites them anyway.
+# SeededModule's construction they are skipped for the parameters of layer types whose whole
+# init seeded-init replays (see _defaults): the reset at the end writes every one of those.
+# A layer of another type may initialize in __init__ what its reset_parameters() never
+# touches, so its fills run (on the global RNG, which construction restores).
 _SKIPPED: frozenset[object] = frozenset({
     nn.init.uniform_, nn.init.normal_, nn.init.trunc_normal_, nn.init.xavier_uniform_,
     nn.init.xavier_normal_, nn.init.kaiming_uniform_, nn.init.kaiming_normal_,
@@ -46,9 +52,20 @@ class _SkipFreshInit(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _SKIPPED:
             target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
-            if isinstance(target, nn.Parameter):
+            ref = _state.replayed.get(id(target))
+            if ref is not None and ref() is target:
                 return target
         return func(*args, **kwargs)
+
+
+def _on_parameter_registered(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+    """Note the parameters of replayed layer types registered during a construction."""
+    st = _state
+    if st.outermost is not None and param is not None and default_handler(module) is not None:
+        st.replayed[id(param)] = weakref.ref(param)
+
+
+register_module_parameter_registration_hook(_on_parameter_registered)
 
 
 class _State(threading.local):
@@ -59,6 +76,7 @@ class _State(threading.local):
         self.made: list[SeededModule] = []
         self.mode: _SkipFreshInit | None = None
         self.rng: SavedRng | None = None
+        self.replayed: dict[int, weakref.ref[nn.Parameter]] = {}
 
 
 _state = _State()
@@ -70,6 +88,11 @@ def under_construction(m: nn.Module) -> bool:
 
 
 def begin(m: SeededModule) -> None:
+    if "_seeded_table" not in type(m).__dict__:
+        raise DeclarationError(
+            f"{type(m).__qualname__} was never prepared as a SeededModule: a base class's "
+            f"__init_subclass__ must call super().__init_subclass__(**kwargs)"
+        )
     st = _state
     n = st.depth.get(id(m), 0)
     st.depth[id(m)] = n + 1
@@ -79,7 +102,8 @@ def begin(m: SeededModule) -> None:
     st.made.append(m)
     if st.outermost is None:
         st.outermost = m
-        st.rng = SavedRng()
+        with GLOBAL_RNG_LOCK:
+            st.rng = SavedRng()
         st.mode = _SkipFreshInit()
         st.mode.__enter__()  # type: ignore[no-untyped-call]
 
@@ -109,6 +133,7 @@ def _finish_outermost(ok: bool) -> None:
     st = _state
     made, rng, mode = st.made, st.rng, st.mode
     st.outermost, st.made, st.rng, st.mode = None, [], None, None
+    st.replayed = {}
     assert mode is not None and rng is not None
     mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
     try:
@@ -119,7 +144,8 @@ def _finish_outermost(ok: bool) -> None:
                     m._seeded_reset(construction=True)
                     covered.update(id(x) for x in m.modules())
     finally:
-        rng.restore()
+        with GLOBAL_RNG_LOCK:
+            rng.restore()
 
 
 def _build_declared(m: SeededModule) -> None:
@@ -152,7 +178,7 @@ def build_missing(m: SeededModule, decl: DeclaredLayer[Any, Any]) -> object:
     building.add(name)
     try:
         value = decl.factory(m)
-        _check_type(m, decl, value, _return_type(decl.factory))
+        _check_type(m, decl, value, decl.annotation)
         if isinstance(value, nn.Parameter):
             m.register_parameter(name, value)
         else:
@@ -164,19 +190,15 @@ def build_missing(m: SeededModule, decl: DeclaredLayer[Any, Any]) -> object:
     return value
 
 
-def _return_type(factory: Callable[..., Any]) -> object:
-    try:
-        return typing.get_type_hints(factory).get("return")
-    except Exception:  # an annotation that names something local: no check
-        return None
-
-
 def _check_type(m: nn.Module, decl: DeclaredLayer[Any, Any], value: object, expected: object
                 ) -> None:
     where = f"{type(m).__qualname__}.{decl.name}"
     if not isinstance(value, nn.Module | nn.Parameter):
-        hint = (" (a plain Tensor: wrap it as nn.Parameter(tensor))"
-                if isinstance(value, torch.Tensor) else "")
+        hint = ""
+        if isinstance(value, torch.Tensor):
+            hint = " (a plain Tensor: wrap it as nn.Parameter(tensor))"
+        elif isinstance(value, type) and issubclass(value, nn.Module):
+            hint = f" (the class {value.__name__} itself: call it, {value.__name__}(...))"
         raise ConstructionError(
             f"{where}: the factory returned {type(value).__name__}{hint}; a declared layer is an "
             f"nn.Module or an nn.Parameter, e.g. `return nn.Linear(...)`"

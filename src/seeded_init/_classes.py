@@ -7,20 +7,17 @@ a subclass keeps its bases' declarations (in their order) and may redeclare one 
 
 from __future__ import annotations
 
-import ast
 import functools
 import inspect
-import sys
-import typing
-from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping
-from types import FrameType, MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from torch import nn
 
+from ._annotations import Scopes, annotated_specs, evaluate
 from ._build import begin, end
-from ._declare import DeclaredLayer, InitSpec
+from ._declare import DeclaredLayer
 from ._errors import DeclarationError
 
 if TYPE_CHECKING:
@@ -69,7 +66,8 @@ def prepare_class(cls: type[SeededModule], base: type[SeededModule]) -> None:
                 f"{cls.__qualname__}.{name} replaces the declared layer {table[name]!r} with a "
                 f"plain {type(value).__name__}; redeclare it with @seeded_init(...) instead"
             )
-    for name, spec, tp in _annotated(cls):
+    scopes = Scopes(cls)
+    for name, spec, tp in annotated_specs(cls, scopes):
         if name in own:
             raise DeclarationError(
                 f"{cls.__qualname__}.{name} is declared twice (a decorated factory and an "
@@ -85,6 +83,8 @@ def prepare_class(cls: type[SeededModule], base: type[SeededModule]) -> None:
         _check_name(cls, name, where)
         if layer.factory is not None:
             _check_factory(layer.factory, where)
+            returns = getattr(layer.factory, "__annotations__", {}).get("return")
+            layer.annotation = evaluate(returns, scopes)
         table[name] = layer
     if cls.reset_parameters is not base.reset_parameters:
         source = next(k for k in cls.__mro__ if "reset_parameters" in k.__dict__)
@@ -135,80 +135,3 @@ def _check_factory(factory: Callable[..., Any], where: str) -> None:
             f"{where}: a layer factory takes only self, as in `def {where.rsplit('.', 1)[-1]}"
             f"(self) -> nn.Linear`; read sizes from attributes set in __init__"
         )
-
-
-def _annotated(cls: type) -> Iterator[tuple[str, InitSpec, object]]:
-    """(name, spec, annotated type) of each ``Annotated[..., seeded_init(...)]`` in ``cls``."""
-    annotations: Mapping[str, object] = cls.__dict__.get("__annotations__", {})
-    for name, ann in annotations.items():
-        if isinstance(ann, str):
-            found = _from_string(cls, name, ann)
-        elif typing.get_origin(ann) is Annotated:
-            found = (typing.get_args(ann)[0], list(getattr(ann, "__metadata__", ())))
-        else:
-            found = None
-        if found is None:
-            continue
-        tp, metadata = found
-        specs = [m for m in metadata if isinstance(m, InitSpec)]
-        if len(specs) > 1:
-            raise DeclarationError(
-                f"{cls.__qualname__}.{name} carries {len(specs)} seeded_init(...) markers; keep one"
-            )
-        if specs:
-            yield name, specs[0], tp
-
-
-def _from_string(cls: type, name: str, text: str) -> tuple[object, list[object]] | None:
-    """Evaluate the metadata of a string annotation (``from __future__ import annotations``)."""
-    if "Annotated" not in text:
-        return None
-    try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        return None
-    if not isinstance(node, ast.Subscript):
-        return None
-    head = node.value
-    if not (isinstance(head, ast.Name) and head.id == "Annotated"
-            or isinstance(head, ast.Attribute) and head.attr == "Annotated"):
-        return None
-    parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-    scopes = _Scopes(cls)
-    metadata = []
-    for part in parts[1:]:
-        source = ast.unparse(part)
-        try:
-            metadata.append(scopes.eval(part))
-        except Exception as exc:
-            raise DeclarationError(
-                f"{cls.__qualname__}.{name}: could not evaluate the annotation metadata "
-                f"{source!r} ({exc!r}); name only module-level or enclosing-function objects in it"
-            ) from exc
-    try:
-        tp = scopes.eval(parts[0])
-    except Exception:
-        tp = None  # a type named only locally: no run-time type check
-    return tp, metadata
-
-
-class _Scopes:
-    """Module globals, then the class body, then the frames that are defining the class."""
-
-    def __init__(self, cls: type) -> None:
-        module = sys.modules.get(cls.__module__)
-        self.globals: dict[str, Any] = dict(vars(module)) if module else {}
-        self.locals: ChainMap[str, Any] = ChainMap(dict(vars(cls)))
-        frame: FrameType | None = sys._getframe(1)
-        for _ in range(32):
-            if frame is None:
-                break
-            if frame.f_globals.get("__name__", "").startswith("seeded_init."):
-                frame = frame.f_back
-                continue
-            self.locals.maps.append(dict(frame.f_locals))
-            frame = frame.f_back
-
-    def eval(self, node: ast.expr) -> object:
-        code = compile(ast.Expression(node), "<annotation>", "eval")
-        return eval(code, self.globals, self.locals)  # noqa: S307 (the user's own annotation)

@@ -77,6 +77,10 @@ class InitSpec:
             text += f" bias={self.bias.describe()}"
         return text
 
+    def __hash__(self) -> int:  # typing hashes Annotated metadata, e.g. inside Optional[...]
+        return hash((self.scheme, self.seed, tuple(self.kwargs.items()), self.bias,
+                     tuple(self.params.items()), self.share_seed))
+
     def raise_problem(self, where: str) -> None:
         """Raise the error this spec was made with, naming ``where`` (e.g. ``Net.fc1``)."""
         if self._problem is not None:
@@ -223,7 +227,7 @@ def seeded_init(
     share_seed: bool = False,
 ) -> InitSpec: ...
 def seeded_init(
-    *,
+    *args: object,
     scheme: object = "default",
     seed: object = None,
     bias: object = None,
@@ -262,6 +266,12 @@ def seeded_init(
     Returns:
         The spec; wrong input is reported, naming the layer, when the class is defined.
     """
+    if args:
+        what = getattr(args[0], "__qualname__", repr(args[0]))
+        raise DeclarationError(
+            f"{what}: seeded_init takes keywords only; write @seeded_init(...) with "
+            f"parentheses, e.g. @seeded_init(scheme=\"default\")"
+        )
     try:
         return _make_spec(scheme, seed, bias, params, share_seed, kwargs)
     except DeclarationError as exc:
@@ -360,6 +370,11 @@ class DeclaredLayer(Generic[_S, _T]):
             self.__doc__ = getattr(factory, "__doc__", None)
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
+        if "_seeded_table" not in dir(owner):
+            raise DeclarationError(
+                f"{owner.__qualname__}.{name}: @seeded_init(...) declares layers of a "
+                f"SeededModule; make {owner.__qualname__} subclass seeded_init.SeededModule"
+            )
         if self.owner is not None and (self.owner is not owner or self.name != name):
             raise DeclarationError(
                 f"{owner.__qualname__}.{name}: this declaration is already "

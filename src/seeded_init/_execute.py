@@ -9,10 +9,12 @@ generator ever meets a tensor of another device.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from ._errors import PlanError
 from ._plan import Plan, Unit
@@ -60,7 +62,7 @@ def _write(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
         if _plain(t):
             step.fill(t, g)
         else:
-            buf = torch.empty(tuple(t.shape), dtype=t.dtype)
+            buf = torch.empty(tuple(t.shape), dtype=t.dtype, device="cpu")
             step.fill(buf, g)
             t.copy_(buf)
         if step.zero_row is not None:
@@ -71,23 +73,82 @@ def _advance(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
     """Draw what ``step`` would draw, into scratch: keeps the stream for the steps after it."""
     assert step.fill is not None
     with torch.no_grad():
-        step.fill(torch.empty(tuple(t.shape), dtype=t.dtype), g)
+        step.fill(torch.empty(tuple(t.shape), dtype=t.dtype, device="cpu"), g)
 
 
-def _run_fallback(step: Step, g: torch.Generator, write: bool) -> None:
+class _Running(threading.local):
+    def __init__(self) -> None:
+        self.modules: set[int] = set()
+
+
+# The modules whose own reset is running on this thread. A third-party reset may reset its
+# children through their installed reset; while it runs, those resets are the layers' own
+# (drawing from the same stream), as when the module was constructed.
+_running = _Running()
+
+
+def fallback_running() -> bool:
+    """Whether a module's own reset, run by seeded-init, is running on this thread."""
+    return bool(_running.modules)
+
+
+_init = torch.nn.init
+_RANDOM: frozenset[object] = frozenset({
+    _init.uniform_, _init.normal_, _init.trunc_normal_, _init.xavier_uniform_,
+    _init.xavier_normal_, _init.kaiming_uniform_, _init.kaiming_normal_, _init.orthogonal_,
+    _init.sparse_, torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.random_,
+    torch.Tensor.bernoulli_, torch.Tensor.exponential_, torch.Tensor.cauchy_,
+    torch.Tensor.log_normal_, torch.Tensor.geometric_, torch.rand, torch.randn, torch.randint,
+    torch.randperm, torch.normal, torch.bernoulli, torch.multinomial, torch.poisson,
+})
+
+
+class _DrawFrom(TorchFunctionMode):
+    """Passes ``generator`` to every random function called without one, on this thread.
+
+    A module's own reset written for the global RNG then draws from the layer's generator,
+    and no other thread's use of the global RNG can disturb it.
+    """
+
+    def __init__(self, generator: torch.Generator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _RANDOM and kwargs.get("generator") is None:
+            kwargs = {**kwargs, "generator": self.generator}
+        return func(*args, **kwargs)
+
+
+def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection) -> None:
     assert step.fallback is not None
     m = step.module
-    keep = None if write else {k: v.detach().clone() for k, v in
-                               [*m._parameters.items(), *m._buffers.items()] if v is not None}
-    with GLOBAL_RNG_LOCK, global_rng_restored():
-        torch.default_generator.set_state(g.get_state())
-        with torch.no_grad():
-            step.fallback(m)
-        g.set_state(torch.default_generator.get_state())
-    if keep is not None:
-        with torch.no_grad():
-            for k, v in keep.items():
-                (m._parameters.get(k) if k in m._parameters else m._buffers[k]).copy_(v)  # type: ignore[union-attr]
+    if id(m) in _running.modules:
+        return
+    # A module's own reset may write its children's tensors too: what this reset does not
+    # select is put back afterwards.
+    keep = [(t, t.detach().clone()) for _, t in _written(step) if not chosen.holds(t)]
+    _running.modules.add(id(m))
+    try:
+        # Random calls are given the layer's generator. A call that takes none (rare in an
+        # init) draws from the global RNG, which is seeded from the same stream for it, under
+        # a lock, and restored after.
+        with GLOBAL_RNG_LOCK, global_rng_restored():
+            torch.default_generator.set_state(g.get_state())
+            with torch.no_grad(), _DrawFrom(g):
+                step.fallback(m)
+    finally:
+        _running.modules.discard(id(m))
+    with torch.no_grad():
+        for t, old in keep:
+            t.copy_(old)
 
 
 class _Selection:
@@ -105,11 +166,15 @@ class _Selection:
                             for t in [*m._parameters.values(), *m._buffers.values()]
                             if t is not None}
 
+    def holds(self, t: torch.Tensor) -> bool:
+        return self.everything or id(t) in self.tensors
+
     def __contains__(self, step: Step) -> bool:
         if self.everything:
             return True
         if step.fallback is not None:
-            return id(step.module) in self.modules
+            return id(step.module) in self.modules or any(
+                id(t) in self.tensors for _, t in _written(step))
         return id(step.tensor()) in self.tensors
 
 
@@ -117,10 +182,10 @@ def _run_unit(unit: Unit, chosen_steps: _Selection) -> None:
     g = torch.Generator()
     g.manual_seed(unit.seed)
     for step in unit.steps:
-        chosen = step in chosen_steps
         if step.fallback is not None:
-            _run_fallback(step, g, chosen)
+            _run_fallback(step, g, chosen_steps)
             continue
+        chosen = step in chosen_steps
         t = step.tensor()
         if t is None or t.numel() == 0 or step.fill is None:
             continue
@@ -131,15 +196,16 @@ def _run_unit(unit: Unit, chosen_steps: _Selection) -> None:
 
 
 def _written(step: Step) -> Iterator[tuple[str, torch.Tensor]]:
-    """(path, tensor) of what ``step`` may write: its tensor, or all of a fallback's module."""
+    """(path, tensor) of what ``step`` may write: its tensor, or, for a module's own reset,
+    every tensor of that module and its children."""
     if step.fallback is None:
         t = step.tensor()
         if t is not None:
             yield step.path, t
         return
-    for name, t in [*step.module._parameters.items(), *step.module._buffers.items()]:
-        if t is not None:
-            yield f"{step.path}.{name}" if step.path else name, t
+    for name, t in [*step.module.named_parameters(remove_duplicate=False),
+                    *step.module.named_buffers(remove_duplicate=False)]:
+        yield f"{step.path}.{name}" if step.path else name, t
 
 
 def _tensors(unit: Unit) -> Iterator[tuple[str, torch.Tensor]]:

@@ -2,134 +2,23 @@
 
 from __future__ import annotations
 
-import copy
-import weakref
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from torch import nn
+from torch import Tensor, nn
 
 from ._build import under_construction
 from ._classes import prepare_class, wraps_construction
 from ._declare import Declaration, DeclaredLayer
 from ._defaults import default_handler
 from ._execute import execute
-from ._plan import Plan, _module_reset, build_plan, join
+from ._links import Link, SubtreeReset, find_ties
+from ._plan import _module_reset, build_plan, join
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
 
 __all__ = ["SeededModule", "declarations"]
-
-
-def _lookup(root: nn.Module, path: str) -> nn.Module | None:
-    try:
-        return root.get_submodule(path)
-    except AttributeError:
-        return None
-
-
-class _Link:
-    """Where a module sits in the tree that initialized it last: (root, path), held weakly.
-
-    Copies (``copy.deepcopy``, pickle) point at the copied root.
-    """
-
-    __slots__ = ("_module", "_root", "path")
-
-    def __init__(self, root: nn.Module, path: str, module: nn.Module) -> None:
-        self._root = weakref.ref(root)
-        self._module = weakref.ref(module)
-        self.path = path
-
-    def resolve(self) -> nn.Module | None:
-        """The root, if it is alive and still holds the module at the same path."""
-        root, module = self._root(), self._module()
-        if root is None or module is None or root is module or _lookup(root, self.path) is not module:
-            return None
-        return root
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Link:
-        root, module = self._root(), self._module()
-        assert root is not None and module is not None
-        return type(self)(copy.deepcopy(root, memo), self.path, copy.deepcopy(module, memo))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._root(), self.path, self._module()))
-
-
-class _SubtreeReset(_Link):
-    """Installed as a layer's ``reset_parameters``: re-draws just that layer, from the root's
-    plan, so ``for m in model.modules(): m.reset_parameters()`` reproduces ``model``'s reset.
-    Once the layer has left that tree, it runs the layer class's own method again."""
-
-    __slots__ = ()
-
-    def __call__(self) -> None:
-        module = self._module()
-        if module is None:
-            return
-        root = self.resolve()
-        if root is None or under_construction(root) or not isinstance(root, SeededModule):
-            own = _module_reset(module)
-            if own is not None:
-                own(module)
-            return
-        root._seeded_reset(within=self.path)
-
-
-class _Tie:
-    """One tensor held under a second name (a head sharing the embedding's weight).
-
-    ``module.to_empty()`` replaces parameters one by one and so unties them; a reset ties them
-    again. It leaves alone a tie the user undid by assigning a new parameter to one side.
-    """
-
-    __slots__ = ("alias", "owner", "shared")
-
-    def __init__(self, owner: str, alias: str, shared: nn.Parameter) -> None:
-        self.owner, self.alias = owner, alias  # "module path:attr"
-        self.shared = weakref.ref(shared)
-
-    def restore(self, root: nn.Module) -> None:
-        owner_mod, owner_attr = _resolve(root, self.owner)
-        alias_mod, alias_attr = _resolve(root, self.alias)
-        if owner_mod is None or alias_mod is None:
-            return
-        kept, other = owner_mod._parameters.get(owner_attr), alias_mod._parameters.get(alias_attr)
-        if kept is None or other is None or kept is other or kept.shape != other.shape:
-            return
-        shared = self.shared()
-        if shared is not kept and shared is not other:  # both replaced: to_empty or _apply
-            alias_mod._parameters[alias_attr] = kept
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Tie:
-        shared = self.shared()
-        assert shared is not None
-        return type(self)(self.owner, self.alias, copy.deepcopy(shared, memo))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.owner, self.alias, self.shared()))
-
-
-def _resolve(root: nn.Module, where: str) -> tuple[nn.Module | None, str]:
-    path, attr = where.rsplit(":", 1)
-    return _lookup(root, path), attr
-
-
-def _find_ties(root: nn.Module) -> list[_Tie]:
-    first: dict[int, str] = {}
-    ties = []
-    for path, m in root.named_modules():
-        for attr, p in m._parameters.items():
-            if p is None:
-                continue
-            here = f"{path}:{attr}"
-            if id(p) in first:
-                ties.append(_Tie(first[id(p)], here, p))
-            else:
-                first[id(p)] = here
-    return ties
 
 
 class SeededModule(nn.Module):
@@ -195,7 +84,7 @@ class SeededModule(nn.Module):
 
     def _seeded_root(self) -> tuple[SeededModule, str]:
         """The outermost SeededModule whose last reset covered this one, and our path in it."""
-        link: _Link | None = self.__dict__.get("_seeded_link")
+        link: Link | None = self.__dict__.get("_seeded_link")
         if link is not None:
             root = link.resolve()
             if isinstance(root, SeededModule):
@@ -213,18 +102,40 @@ class SeededModule(nn.Module):
             tie.restore(root)
         plan = build_plan(root, seed if seed is not None else root.root_seed)
         execute(plan, join(prefix, within), construction)
-        root._seeded_adopt(plan)
+        root._seeded_link_tree(root, "")
+        root.__dict__["_seeded_ties"] = find_ties(root)
 
-    def _seeded_adopt(self, plan: Plan) -> None:
-        """Link nested SeededModules and layers to this root, for their own resets."""
-        for nested, path in plan.seeded:
-            if nested is not self:
-                nested.__dict__["_seeded_link"] = _Link(self, path, nested)
-        for layer, path in plan.plain:
-            if (any(p is not None for p in layer._parameters.values())
-                    or _module_reset(layer) is not None or default_handler(layer) is not None):
-                layer.__dict__["reset_parameters"] = _SubtreeReset(self, path, layer)
-        self.__dict__["_seeded_ties"] = _find_ties(self)
+    def _seeded_link_tree(self, top: nn.Module, path: str) -> None:
+        """Link ``top`` (at ``path`` in this root's tree) and everything under it to this root:
+        nested SeededModules reset through it, layers get a reset that re-draws their part."""
+        for sub_path, m in top.named_modules(prefix=path):
+            if m is self:
+                continue
+            if isinstance(m, SeededModule):
+                m.__dict__["_seeded_link"] = Link(self, sub_path, m)
+            elif (any(p is not None for p in m._parameters.values())
+                  or _module_reset(m) is not None or default_handler(m) is not None):
+                m.__dict__["reset_parameters"] = SubtreeReset(self, sub_path, m)
+
+    def __setattr__(self, name: str, value: Tensor | nn.Module) -> None:
+        super().__setattr__(name, value)
+        # A layer attached to a built model resets as part of it from now on.
+        if (isinstance(value, nn.Module) and "_seeded_root_seed" in self.__dict__
+                and not under_construction(self)):
+            root, prefix = self._seeded_root()
+            root._seeded_link_tree(value, join(prefix, name))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()  # type: ignore[no-untyped-call]
+        state.pop("_seeded_ties", None)  # recomputed from the copy's own parameters
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A copy (deepcopy, pickle, torch.load) links its layers to itself; an outer copy,
+        # rebuilt after its children, links them to itself in turn.
+        super().__setstate__(state)  # type: ignore[no-untyped-call]
+        self._seeded_link_tree(self, "")
+        self.__dict__["_seeded_ties"] = find_ties(self)
 
 
 def declarations(model: type[SeededModule] | SeededModule) -> Mapping[str, Declaration]:

@@ -12,7 +12,7 @@ Invariants, in plain words:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -57,9 +57,6 @@ class Plan:
     root: nn.Module
     root_seed: int
     units: list[Unit]
-    #: (nested SeededModule, its path) and (plain module, its path), for links and hooks.
-    seeded: list[tuple[SeededModule, str]] = field(default_factory=list)
-    plain: list[tuple[nn.Module, str]] = field(default_factory=list)
 
     def records(self, within: str = "") -> InitPlan:
         seen: dict[str, ParamInit] = {}
@@ -138,13 +135,11 @@ class _Builder:
             self.visit_seeded(m, path)
         else:
             claimed = self.plain_unit(m, path)
-            self.plan.plain.append((m, path))
             for name, child in m._modules.items():
                 if child is not None and name not in claimed:
                     self.visit(child, join(path, name))
 
     def visit_seeded(self, m: SeededModule, path: str) -> None:
-        self.plan.seeded.append((m, path))
         table: dict[str, DeclaredLayer[SeededModule, nn.Module | nn.Parameter]]
         table = type(m)._seeded_table  # type: ignore[assignment]
         for name, decl in table.items():
@@ -166,7 +161,6 @@ class _Builder:
                 self.visit(target, lp)
             elif isinstance(target, nn.Module):
                 self.seen.add(id(target))
-                self.plan.plain.append((target, lp))
                 self.declared_unit(m, target, lp, decl.spec, where)
             else:
                 self.declared_param(m, name, lp, decl.spec, where)
@@ -196,14 +190,15 @@ class _Builder:
     def default_steps(self, m: nn.Module, path: str, skip: frozenset[str] = frozenset()
                       ) -> tuple[list[Step], frozenset[str]]:
         """PyTorch's algorithm for ``m``'s own tensors (and the children it covers)."""
-        own = [n for n, p in m._parameters.items()
-               if p is not None and n not in skip and not _uninitialized(p)]
+        if any(_uninitialized(t) for t in [*m._parameters.values(), *m._buffers.values()]
+               if t is not None):
+            return [], frozenset()  # a lazy layer: nothing to draw until its first forward
+        own = [n for n, p in m._parameters.items() if p is not None and n not in skip]
         _refuse_parametrized(m, path)
         handler = default_handler(m)
         if handler is not None:
             steps, claimed = handler(m, path)
             steps = [s for s in steps if not (s.module is m and s.attr in skip)]
-            steps = [s for s in steps if not _uninitialized_step(s)]
             covered = {s.attr for s in steps if s.module is m}
             extra = [n for n in own if n not in covered]
             if extra:
@@ -339,7 +334,6 @@ class _Builder:
                 self.visit(child, join(path, name))
             elif id(child) not in self.seen:
                 self.seen.add(id(child))
-                self.plan.plain.append((child, join(path, name)))
                 self.visit_nested(child, join(path, name))
 
     def unit_tensors(self, m: nn.Module, path: str) -> list[tuple[nn.Module, str, str, str]]:
@@ -366,7 +360,8 @@ class _Builder:
 
         out = []
         for name, sub in m.named_modules():
-            if isinstance(sub, _NormBase):
+            if isinstance(sub, _NormBase) and not any(
+                    _uninitialized(b) for b in sub._buffers.values() if b is not None):
                 out += [s for s in default_handler(sub)(sub, join(path, name))[0]  # type: ignore[misc]
                         if s.buffer]
         return out
@@ -401,8 +396,12 @@ class _Builder:
             if isinstance(spec.scheme, str):
                 problem = shape_problem(spec.scheme, kwargs, tuple(tensor.shape))
                 if problem is not None:
-                    fix = ("scheme='default'" if is_bias_name(rel) else
-                           f"params={{{rel!r}: 'ones'}} (or another scheme for it)")
+                    if full == unit_path:  # a declared bare parameter
+                        fix = "a scheme for its shape, e.g. scheme=\"normal\" or \"ones\""
+                    elif is_bias_name(rel):
+                        fix = "bias=\"zeros\" or bias=\"default\""
+                    else:
+                        fix = f"params={{{rel!r}: \"ones\"}} (or another scheme for it)"
                     raise PlanError(
                         f"{where} (layer {unit_path or 'root'!r}): parameter {rel!r} has shape "
                         f"{tuple(tensor.shape)}, and scheme {spec.scheme!r} {problem}. Give it "
@@ -461,11 +460,6 @@ def _refuse_parametrized(m: nn.Module, path: str) -> None:
         f"does not initialize through parametrizations yet. Remove it before the reset "
         f"(torch.nn.utils.parametrize.remove_parametrizations) and register it again after"
     )
-
-
-def _uninitialized_step(s: Step) -> bool:
-    t = s.tensor() if s.fallback is None else None
-    return t is not None and _uninitialized(t)
 
 
 def _replace(steps: list[Step], targets: list[tuple[nn.Module, str, str, str]],
@@ -542,9 +536,31 @@ def _check_seeds(plan: Plan) -> None:
             )
 
 
+def _check_tensors(plan: Plan) -> None:
+    """Refuse, before any write, tensors that the fills cannot write."""
+    for unit in plan.units:
+        for step in unit.steps:
+            t = step.tensor() if step.fallback is None else None
+            if t is None or step.fill is None:
+                continue
+            where = f"{step.path!r} ({unit.declared_by or 'undeclared'})"
+            if step.draws and not t.is_floating_point():
+                raise PlanError(
+                    f"{where} has dtype {t.dtype}; rule {step.rule} draws random numbers, "
+                    f"which needs a floating-point tensor. Give it a deterministic rule "
+                    f"(zeros, ones, constant) or a floating dtype"
+                )
+            if t.is_inference() and not torch.is_inference_mode_enabled():
+                raise PlanError(
+                    f"{where} was created under torch.inference_mode() and cannot be written "
+                    f"outside it; build the model outside inference_mode"
+                )
+
+
 def build_plan(root: nn.Module, root_seed: int) -> Plan:
     """Traverse ``root``, resolve ownership and seeds, and validate; touches no tensor."""
     plan = _Builder(root, root_seed).plan
     _resolve_ownership(plan)
     _check_seeds(plan)
+    _check_tensors(plan)
     return plan

@@ -178,6 +178,8 @@ def _check_ranges(scheme: str, kw: Mapping[str, KwValue], where: str) -> None:
 
     if scheme == "uniform" and _num(kw, "a") > _num(kw, "b"):
         raise bad(f"a={kw['a']} is above b={kw['b']}; write a <= b")
+    if scheme in ("xavier_uniform", "xavier_normal") and _num(kw, "gain") < 0:
+        raise bad(f"gain={kw['gain']} is negative; write gain >= 0")
     if scheme in ("normal", "sparse") and _num(kw, "std") < 0:
         raise bad(f"std={kw['std']} is negative; write std >= 0")
     if scheme == "trunc_normal":

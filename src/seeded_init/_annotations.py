@@ -1,0 +1,135 @@
+"""Reading ``Annotated[..., seeded_init(...)]`` declarations and factory return types.
+
+Annotations may be objects or, under ``from __future__ import annotations``, strings. A string
+is evaluated as Python would evaluate it where the class is written: in the class namespace,
+then the locals of the function whose body defines the class, then the module's globals.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import types
+import typing
+from collections import ChainMap
+from collections.abc import Iterator, Mapping
+from types import CodeType, FrameType
+from typing import Annotated, Any
+
+import typing_extensions
+
+from ._declare import InitSpec, seeded_init
+from ._errors import DeclarationError
+
+__all__ = ["Scopes", "annotated_specs", "evaluate"]
+
+_ANNOTATED = (Annotated, typing_extensions.Annotated)
+
+
+class Scopes:
+    """The names a class's string annotations can see (captured while the class is made)."""
+
+    def __init__(self, cls: type) -> None:
+        module = sys.modules.get(cls.__module__)
+        self.globals: dict[str, Any] = dict(vars(module)) if module else {}
+        self.locals: ChainMap[str, Any] = ChainMap(dict(vars(cls)))
+        frame = _defining_frame(cls)
+        if frame is not None and frame.f_locals is not frame.f_globals:
+            self.locals.maps.append(dict(frame.f_locals))
+
+    def eval(self, node: ast.expr) -> object:
+        code = compile(ast.Expression(node), "<annotation>", "eval")
+        return eval(code, self.globals, self.locals)  # noqa: S307 (the user's own annotation)
+
+
+def _defining_frame(cls: type) -> FrameType | None:
+    """The frame running the ``class`` statement: its code holds the class body's code."""
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(64):
+        if frame is None:
+            return None
+        if any(isinstance(c, CodeType) and c.co_name == cls.__name__
+               for c in frame.f_code.co_consts):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def evaluate(annotation: object, scopes: Scopes) -> object:
+    """An annotation as an object (None when a string names something not visible)."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return scopes.eval(ast.parse(annotation, mode="eval").body)
+    except Exception:
+        return None
+
+
+def annotated_specs(cls: type, scopes: Scopes) -> Iterator[tuple[str, InitSpec, object]]:
+    """(name, spec, annotated type) of each ``Annotated[..., seeded_init(...)]`` in ``cls``,
+    also inside ``Optional[...]`` or ``... | None``."""
+    annotations: Mapping[str, object] = cls.__dict__.get("__annotations__", {})
+    for name, ann in annotations.items():
+        where = f"{cls.__qualname__}.{name}"
+        if isinstance(ann, str):
+            found = _from_string(ann, scopes, where)
+        else:
+            found = _from_object(ann)
+        if found is None:
+            continue
+        tp, metadata = found
+        if any(m is seeded_init for m in metadata):
+            raise DeclarationError(
+                f"{where}: the marker is the function seeded_init itself; call it: "
+                f"Annotated[..., seeded_init(scheme=...)]"
+            )
+        specs = [m for m in metadata if isinstance(m, InitSpec)]
+        if len(specs) > 1:
+            raise DeclarationError(f"{where} carries {len(specs)} seeded_init(...) markers; keep one")
+        if specs:
+            yield name, specs[0], tp
+
+
+def _from_object(ann: object) -> tuple[object, list[object]] | None:
+    origin = typing.get_origin(ann)
+    if origin in _ANNOTATED:
+        return typing.get_args(ann)[0], list(getattr(ann, "__metadata__", ()))
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(ann):
+            found = _from_object(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _from_string(text: str, scopes: Scopes, where: str) -> tuple[object, list[object]] | None:
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Subscript):
+            continue
+        try:
+            head = scopes.eval(node.value)
+        except Exception:
+            continue
+        if head not in _ANNOTATED:
+            continue
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        metadata = []
+        for part in parts[1:]:
+            try:
+                metadata.append(scopes.eval(part))
+            except Exception as exc:
+                raise DeclarationError(
+                    f"{where}: could not evaluate the annotation metadata "
+                    f"{ast.unparse(part)!r} ({exc!r}); it may name module-level objects and "
+                    f"locals of the function that defines the class"
+                ) from exc
+        try:
+            tp = scopes.eval(parts[0])
+        except Exception:
+            tp = None  # a type named only where it cannot be seen: no run-time type check
+        return tp, metadata
+    return None
