@@ -540,6 +540,16 @@ def _check_tensors(plan: Plan) -> None:
     """Refuse, before any write, tensors that the fills cannot write."""
     for unit in plan.units:
         for step in unit.steps:
+            if step.fallback is not None:
+                devices = {t.device.type for t in [*step.module.parameters(),
+                                                   *step.module.buffers()]} - {"cpu", "meta"}
+                if devices:
+                    raise PlanError(
+                        f"{step.path!r} ({type(step.module).__qualname__}) is initialized by "
+                        f"its own reset_parameters(), which would draw on {sorted(devices)}, "
+                        f"where the CPU generator cannot go; declare it with a scheme, or "
+                        f"reset it on the CPU and then move it"
+                    )
             t = step.tensor() if step.fallback is None else None
             if t is None or step.fill is None:
                 continue
