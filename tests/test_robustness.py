@@ -426,7 +426,7 @@ def test_decorator_without_parentheses_is_a_declaration_error() -> None:
     with pytest.raises(DeclarationError, match="parentheses"):
 
         class Bad(SeededModule):
-            @seeded_init  # type: ignore[arg-type]
+            @seeded_init  # type: ignore[call-overload]
             def fc(self) -> nn.Linear:
                 return nn.Linear(2, 2)
 

@@ -59,3 +59,9 @@ net.fc1 = nn.Conv2d(2, 2, 1)  # type: ignore[assignment]  # declared nn.Linear
 net.reset_parameters(seed="x")  # type: ignore[arg-type]  # seed is a str
 Net("x")  # type: ignore[arg-type]  # constructor signature kept
 Net()  # type: ignore[call-arg]  # constructor signature kept
+
+
+class NoParentheses(SeededModule):
+    @seeded_init  # type: ignore[call-overload]  # the decorator must be called
+    def fc(self) -> nn.Linear:
+        return nn.Linear(2, 2)
