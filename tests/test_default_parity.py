@@ -31,7 +31,6 @@ LAYERS: dict[str, Maker] = {
     "EmbeddingBag": lambda dt: nn.EmbeddingBag(10, 4, padding_idx=1, dtype=dt),
     "LayerNorm": lambda dt: nn.LayerNorm((3, 4), dtype=dt),
     "GroupNorm": lambda dt: nn.GroupNorm(2, 4, dtype=dt),
-    "RMSNorm": lambda dt: nn.RMSNorm(4, dtype=dt),
     "BatchNorm1d": lambda dt: nn.BatchNorm1d(4, dtype=dt),
     "BatchNorm2d": lambda dt: nn.BatchNorm2d(4, dtype=dt),
     "BatchNorm3d": lambda dt: nn.BatchNorm3d(4, dtype=dt),
@@ -45,6 +44,8 @@ LAYERS: dict[str, Maker] = {
     "TransformerEncoderLayer": lambda dt: nn.TransformerEncoderLayer(8, 2, 16, dtype=dt),
     "TransformerDecoderLayer": lambda dt: nn.TransformerDecoderLayer(8, 2, 16, dtype=dt),
 }
+if hasattr(nn, "RMSNorm"):  # torch >= 2.4
+    LAYERS["RMSNorm"] = lambda dt: nn.RMSNorm(4, dtype=dt)
 DTYPES = [torch.float32, torch.float64, torch.bfloat16]
 SEEDS = [0, 7, 2**63 + 11]
 
