@@ -53,13 +53,13 @@ class UniformModel(SeededModule):
 
     # The bias rule has no seed of its own, so it draws from the layer's generator, right
     # after the weight: the order of the original.
-    @seeded_init(scheme="uniform", a=-1, b=1, seed=42,
-                 bias=seeded_init(scheme="uniform", a=-1, b=1))
+    @seeded_init(
+        scheme="uniform", a=-1, b=1, seed=42, bias=seeded_init(scheme="uniform", a=-1, b=1)
+    )
     def fc1(self) -> nn.Linear:
         return nn.Linear(self.input_size, self.hidden_size)
 
-    @seeded_init(scheme="uniform", a=0, b=1, seed=123,
-                 bias=seeded_init(scheme="uniform", a=0, b=1))
+    @seeded_init(scheme="uniform", a=0, b=1, seed=123, bias=seeded_init(scheme="uniform", a=0, b=1))
     def fc2(self) -> nn.Linear:
         return nn.Linear(self.hidden_size, self.output_size)
 
@@ -110,8 +110,12 @@ class HeConvModel(SeededModule):
     # Xavier normal would be std = sqrt(2 / (fan_in + fan_out)). The original's
     # std = sqrt(2 / fan_in) is Kaiming (He) normal with the ReLU gain, so that is its name.
     # The original also draws the bias, from the same generator with the same std.
-    @seeded_init(scheme="kaiming_normal", nonlinearity="relu", seed=77,
-                 bias=seeded_init(scheme="normal", std=he_std))
+    @seeded_init(
+        scheme="kaiming_normal",
+        nonlinearity="relu",
+        seed=77,
+        bias=seeded_init(scheme="normal", std=he_std),
+    )
     def conv(self) -> nn.Conv2d:
         return nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size)
 
@@ -132,8 +136,10 @@ class HandComplexModel(nn.Module):
         # padding=1 (not in the original) lets the forward run on the 1x1 fake image; it
         # changes no parameter's shape.
         self.conv_layers = nn.ModuleList(
-            [nn.Conv2d(hidden_size, hidden_size, kernel_size=3, padding=1)
-             for _ in range(num_conv_layers)]
+            [
+                nn.Conv2d(hidden_size, hidden_size, kernel_size=3, padding=1)
+                for _ in range(num_conv_layers)
+            ]
         )
         self.fc2 = nn.Linear(hidden_size, 10)
 
@@ -173,14 +179,19 @@ class ComplexModel(SeededModule):
         return nn.Linear(self.input_size, self.hidden_size)
 
     # Each element of the list draws from a generator of its own seed.
-    @seeded_init(scheme="kaiming_normal", params={
-        "0": seeded_init(scheme="kaiming_normal", seed=123),
-        "1": seeded_init(scheme="kaiming_normal", seed=456),
-    })
+    @seeded_init(
+        scheme="kaiming_normal",
+        params={
+            "0": seeded_init(scheme="kaiming_normal", seed=123),
+            "1": seeded_init(scheme="kaiming_normal", seed=456),
+        },
+    )
     def conv_layers(self) -> nn.ModuleList:
         return nn.ModuleList(
-            [nn.Conv2d(self.hidden_size, self.hidden_size, kernel_size=3, padding=1)
-             for _ in range(2)]
+            [
+                nn.Conv2d(self.hidden_size, self.hidden_size, kernel_size=3, padding=1)
+                for _ in range(2)
+            ]
         )
 
     @seeded_init(scheme="xavier_uniform", seed=789)

@@ -64,8 +64,9 @@ class CausalSelfAttention(SeededModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         qkv: torch.Tensor = self.qkv(x)
-        q, k, v = (h.view(b, t, self.n_head, d // self.n_head).transpose(1, 2)
-                   for h in qkv.chunk(3, dim=2))
+        q, k, v = (
+            h.view(b, t, self.n_head, d // self.n_head).transpose(1, 2) for h in qkv.chunk(3, dim=2)
+        )
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         out: torch.Tensor = self.proj(y.transpose(1, 2).reshape(b, t, d))
         return out
@@ -124,7 +125,8 @@ class GPT(SeededModule):
         super().__init__()
         self.config = config
         self.blocks = nn.ModuleList(
-            [Block(config.d_model, config.n_head, config.n_layer) for _ in range(config.n_layer)])
+            [Block(config.d_model, config.n_head, config.n_layer) for _ in range(config.n_layer)]
+        )
         # Undeclared, so the token embedding's declaration owns the shared weight. Reading
         # self.wte here builds the embedding now, before its turn after __init__.
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
@@ -161,20 +163,31 @@ def state_digest(model: nn.Module) -> str:
 
 def summarize(plan: InitPlan) -> None:
     """The plan's rows outside blocks 1.., and how many tensors got each rule overall."""
-    shown = InitPlan(plan.root_seed, tuple(
-        e for e in plan if not e.path.startswith("blocks.") or e.path.startswith("blocks.0.")))
+    shown = InitPlan(
+        plan.root_seed,
+        tuple(
+            e for e in plan if not e.path.startswith("blocks.") or e.path.startswith("blocks.0.")
+        ),
+    )
     print(shown)
-    print(f"... and {len(plan) - len(shown)} tensors in blocks 1.. with the same rules, each "
-          f"block from seeds derived from its own path")
-    print("tensors per rule:", ", ".join(
-        f"{rule} x{n}" for rule, n in Counter(e.rule for e in plan).most_common()))
+    print(
+        f"... and {len(plan) - len(shown)} tensors in blocks 1.. with the same rules, each "
+        f"block from seeds derived from its own path"
+    )
+    print(
+        "tensors per rule:",
+        ", ".join(f"{rule} x{n}" for rule, n in Counter(e.rule for e in plan).most_common()),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--small", action="store_true", help="a tiny model, in seconds")
-    parser.add_argument("--digest-only", action="store_true",
-                        help="build the model and print only its state_dict digest")
+    parser.add_argument(
+        "--digest-only",
+        action="store_true",
+        help="build the model and print only its state_dict digest",
+    )
     args = parser.parse_args(argv)
     config = TINY if args.small else GPT2_SMALL
 
@@ -202,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
 
     digest = state_digest(model)
     size = ["--small"] if args.small else []
-    second = subprocess.run([sys.executable, __file__, "--digest-only", *size],
-                            capture_output=True, text=True, check=False)
+    second = subprocess.run(
+        [sys.executable, __file__, "--digest-only", *size],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     other = second.stdout.strip()
     print(f"state_dict digest: {digest}")
     print(f"second process digest: {other}")

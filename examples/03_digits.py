@@ -69,7 +69,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> to
         perm = torch.randperm(len(x), generator=order)
         total = 0.0
         for start in range(0, len(x), BATCH):
-            idx = perm[start:start + BATCH]
+            idx = perm[start : start + BATCH]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             grads = torch.autograd.grad(loss, params)
             with torch.no_grad():
@@ -103,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         model = DigitsMLP()
         curve = train(model, x_train, y_train, epochs)
         curves.append(curve)
-        print(f"run {run}: loss per epoch " + " ".join(f"{v:.6f}" for v in curve.tolist())
-              + f"; test accuracy {accuracy(model, x_test, y_test):.3f}")
+        print(
+            f"run {run}: loss per epoch "
+            + " ".join(f"{v:.6f}" for v in curve.tolist())
+            + f"; test accuracy {accuracy(model, x_test, y_test):.3f}"
+        )
     identical = torch.equal(curves[0], curves[1])
     print(f"loss curves identical: {identical}")
     if not identical:
@@ -113,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     base, variant = DigitsMLP().state_dict(), DigitsMLPReseeded().state_dict()
     changed = [k for k in base if not torch.equal(base[k], variant[k])]
     layer = [k for k in base if k.startswith("fc2.")]
-    print(f"\n{DigitsMLPReseeded.__name__} redeclares fc2: seed {DigitsMLP.fc2.seed} -> "
-          f"{DigitsMLPReseeded.fc2.seed}")
+    print(
+        f"\n{DigitsMLPReseeded.__name__} redeclares fc2: seed {DigitsMLP.fc2.seed} -> "
+        f"{DigitsMLPReseeded.fc2.seed}"
+    )
     print(f"changed tensors: {changed}; unchanged: {[k for k in base if k not in changed]}")
     only = changed == layer
     print(f"only fc2 changed: {only}")

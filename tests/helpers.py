@@ -47,8 +47,14 @@ def reference(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
         return make()
 
 
-def nn_init(fn: Callable[..., object], shape: tuple[int, ...], seed: int, *args: object,
-            dtype: torch.dtype = torch.float32, **kwargs: object) -> torch.Tensor:
+def nn_init(
+    fn: Callable[..., object],
+    shape: tuple[int, ...],
+    seed: int,
+    *args: object,
+    dtype: torch.dtype = torch.float32,
+    **kwargs: object,
+) -> torch.Tensor:
     """``torch.nn.init`` function ``fn`` on a fresh tensor, with a generator seeded ``seed``."""
     t = torch.empty(shape, dtype=dtype)
     fn(t, *args, generator=torch.Generator().manual_seed(seed), **kwargs)

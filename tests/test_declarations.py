@@ -20,7 +20,6 @@ from seeded_init import (
     derive_seed,
     seeded_init,
 )
-
 from tests.helpers import assert_same, nn_init, reference, snapshot
 from tests.models_future import FutureNet, make_local_class
 
@@ -52,8 +51,9 @@ def test_decorated_factory_becomes_a_registered_child() -> None:
     net = Net(8)
     assert list(net.state_dict()) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
     assert isinstance(net.fc1, nn.Linear) and net.fc1 is net.get_submodule("fc1")
-    assert torch.equal(net.fc1.weight, nn_init(nn.init.kaiming_normal_, (16, 8), 1,
-                                               nonlinearity="relu"))
+    assert torch.equal(
+        net.fc1.weight, nn_init(nn.init.kaiming_normal_, (16, 8), 1, nonlinearity="relu")
+    )
     want = reference(derive_seed(0, "fc2"), lambda: nn.Linear(16, 8))
     assert_same(snapshot(net.fc2), snapshot(want))
 
@@ -62,7 +62,8 @@ def test_class_attribute_is_the_declaration() -> None:
     """Net.fc1 is the declaration: scheme, seed and keywords, for both forms."""
     decl = Net.fc1
     assert isinstance(decl, DeclaredLayer)
-    assert (decl.name, decl.scheme, decl.seed, decl.form) == ("fc1", "kaiming_normal", 1, "decorator")
+    assert (decl.name, decl.scheme, decl.seed) == ("fc1", "kaiming_normal", 1)
+    assert decl.form == "decorator"
     assert decl.kwargs["nonlinearity"] == "relu" and decl.kwargs["mode"] == "fan_in"
     assert Old.fc.scheme == "xavier_uniform" and Old.fc.form == "annotation"
     assert "kaiming_normal" in repr(decl)
@@ -74,8 +75,9 @@ def test_declarations_lists_frozen_records() -> None:
     assert list(records) == ["fc1", "fc2"]
     assert records == declarations(Net(2))
     rec = records["fc1"]
-    assert rec == Declaration("fc1", "Net", seeded_init(scheme="kaiming_normal", seed=1,
-                                                         nonlinearity="relu"), "decorator")
+    assert rec == Declaration(
+        "fc1", "Net", seeded_init(scheme="kaiming_normal", seed=1, nonlinearity="relu"), "decorator"
+    )
     with pytest.raises(AttributeError):
         rec.name = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -93,8 +95,9 @@ def test_annotation_form_works_with_postponed_annotations() -> None:
     """Both forms work in a module with `from __future__ import annotations`."""
     m = FutureNet()
     assert torch.equal(m.fc.weight, nn_init(nn.init.xavier_uniform_, (4, 4), 3))
-    assert torch.equal(m.fc1.weight, nn_init(nn.init.kaiming_normal_, (8, 4), 1,
-                                             nonlinearity="relu"))
+    assert torch.equal(
+        m.fc1.weight, nn_init(nn.init.kaiming_normal_, (8, 4), 1, nonlinearity="relu")
+    )
 
 
 def test_annotation_form_in_a_function_with_a_local_scheme() -> None:
@@ -252,8 +255,10 @@ def test_assigning_none_to_a_declared_name_is_allowed() -> None:
 BAD_SPECS: dict[str, tuple[dict[str, Any], str]] = {
     "unknown scheme": ({"scheme": "he_normal"}, "unknown scheme 'he_normal'"),
     "keyword not taken": ({"scheme": "trunc_normal", "mode": "fan_in"}, "not mode="),
-    "nonlinearity outside Literal": ({"scheme": "kaiming_normal", "nonlinearity": "gelu"},
-                                     "nonlinearity='gelu'"),
+    "nonlinearity outside Literal": (
+        {"scheme": "kaiming_normal", "nonlinearity": "gelu"},
+        "nonlinearity='gelu'",
+    ),
     "mode outside Literal": ({"scheme": "kaiming_uniform", "mode": "fan_avg"}, "mode='fan_avg'"),
     "missing sparsity": ({"scheme": "sparse"}, "needs sparsity="),
     "missing val": ({"scheme": "constant"}, "needs val="),
@@ -266,8 +271,10 @@ BAD_SPECS: dict[str, tuple[dict[str, Any], str]] = {
     "not a scheme": ({"scheme": 3}, "neither a scheme name nor a function"),
     "bad bias": ({"scheme": "normal", "bias": "biased"}, "bias=: .*unknown scheme"),
     "bad part": ({"scheme": "normal", "params": {"w": "nope"}}, r"params\['w'\]"),
-    "part with bias": ({"scheme": "normal",
-                        "params": {"w": seeded_init(scheme="normal", bias="zeros")}}, "not bias="),
+    "part with bias": (
+        {"scheme": "normal", "params": {"w": seeded_init(scheme="normal", bias="zeros")}},
+        "not bias=",
+    ),
     "share_seed not bool": ({"scheme": "normal", "share_seed": 1}, "True or False"),
 }
 
@@ -300,10 +307,21 @@ def test_bad_annotated_declaration_fails_at_class_definition(case: str) -> None:
     assert "Bad.fc" in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["forward", "training", "parameters", "state_dict",
-                                  "reset_parameters", "root_seed", "_parameters"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "forward",
+        "training",
+        "parameters",
+        "state_dict",
+        "reset_parameters",
+        "root_seed",
+        "_parameters",
+    ],
+)
 def test_name_clashing_with_module_attributes_is_refused(name: str) -> None:
     """A declared name that is an nn.Module/SeededModule attribute: DeclarationError."""
+
     def factory(self: SeededModule) -> nn.Linear:
         return nn.Linear(2, 2)
 
@@ -340,6 +358,7 @@ def test_two_markers_are_refused() -> None:
 
 
 # --- bad construction: ConstructionError naming Class.attr, global RNG as it was -----------------
+
 
 def _build_fails(cls: type[SeededModule], match: str) -> None:
     state = torch.get_rng_state()

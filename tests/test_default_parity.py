@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from seeded_init import SeededModule, derive_seed, seeded_init
-
 from tests.helpers import assert_same, channels_last, declared, reference, snapshot
 
 Maker = Callable[[torch.dtype], nn.Module]
@@ -35,12 +34,14 @@ LAYERS: dict[str, Maker] = {
     "BatchNorm2d": lambda dt: nn.BatchNorm2d(4, dtype=dt),
     "BatchNorm3d": lambda dt: nn.BatchNorm3d(4, dtype=dt),
     "RNN": lambda dt: nn.RNN(4, 6, num_layers=2, nonlinearity="relu", dtype=dt),
-    "LSTM-bidirectional-proj": lambda dt: nn.LSTM(4, 6, num_layers=2, bidirectional=True,
-                                                  proj_size=3, dtype=dt),
+    "LSTM-bidirectional-proj": lambda dt: nn.LSTM(
+        4, 6, num_layers=2, bidirectional=True, proj_size=3, dtype=dt
+    ),
     "GRU": lambda dt: nn.GRU(4, 6, bidirectional=True, dtype=dt),
     "MultiheadAttention": lambda dt: nn.MultiheadAttention(8, 2, dtype=dt),
     "MultiheadAttention-kdim-vdim-bias_kv": lambda dt: nn.MultiheadAttention(
-        8, 2, kdim=5, vdim=3, add_bias_kv=True, dtype=dt),
+        8, 2, kdim=5, vdim=3, add_bias_kv=True, dtype=dt
+    ),
     "TransformerEncoderLayer": lambda dt: nn.TransformerEncoderLayer(8, 2, 16, dtype=dt),
     "TransformerDecoderLayer": lambda dt: nn.TransformerDecoderLayer(8, 2, 16, dtype=dt),
 }
@@ -83,18 +84,28 @@ def test_reset_restores_the_default_values(name: str) -> None:
 
 def test_channels_last_weight_keeps_its_memory_format() -> None:
     """A channels_last conv weight is refilled in logical order and stays channels_last."""
-    layer = declared(lambda: channels_last(nn.Conv2d(3, 4, 3)),
-                     seeded_init(scheme="default", seed=5))
+    layer = declared(
+        lambda: channels_last(nn.Conv2d(3, 4, 3)), seeded_init(scheme="default", seed=5)
+    )
     weight = layer.get_parameter("weight")
     assert weight.is_contiguous(memory_format=torch.channels_last)
     want = reference(5, lambda: nn.Conv2d(3, 4, 3))
     assert torch.equal(weight, want.get_parameter("weight"))
 
 
-@pytest.mark.parametrize("name", ["Linear", "Conv2d", "Embedding-padding", "LSTM-bidirectional-proj",
-                                  "MultiheadAttention", "BatchNorm2d"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Linear",
+        "Conv2d",
+        "Embedding-padding",
+        "LSTM-bidirectional-proj",
+        "MultiheadAttention",
+        "BatchNorm2d",
+    ],
+)
 def test_undeclared_child_draws_default_from_its_path_seed(name: str) -> None:
-    """An undeclared child equals PyTorch's layer under torch.manual_seed(derive_seed(root, path))."""
+    """An undeclared child equals PyTorch's layer under manual_seed(derive_seed(root, path))."""
     make = LAYERS[name]
 
     class Host(SeededModule):
@@ -111,8 +122,9 @@ def test_composite_default_is_one_stream_in_registration_order() -> None:
     """A declared nn.Sequential under "default" equals torch.manual_seed(s); Sequential(...)."""
 
     def make() -> nn.Module:
-        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.LayerNorm(8), nn.Linear(8, 2),
-                             nn.GRU(2, 3))
+        return nn.Sequential(
+            nn.Linear(4, 8), nn.ReLU(), nn.LayerNorm(8), nn.Linear(8, 2), nn.GRU(2, 3)
+        )
 
     ours = declared(make, seeded_init(seed=9))
     assert_same(snapshot(ours), snapshot(reference(9, make)))
@@ -133,7 +145,8 @@ class ThirdParty(nn.Module):
 
 
 def test_unknown_layer_runs_its_own_reset_under_a_seeded_global_rng(
-        global_rng_guard: object) -> None:
+    global_rng_guard: object,
+) -> None:
     """A third-party reset_parameters() runs on the layer's stream; the global RNG is restored."""
     ours = declared(ThirdParty, seeded_init(seed=4))
     want = reference(4, ThirdParty)

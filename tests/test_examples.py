@@ -11,10 +11,12 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 EXPECTED = {
-    "01_seed_scripts.py": ["script 1: bitwise equal to the hand-written code",
-                           "script 2: bitwise equal to the hand-written code",
-                           "script 3: bitwise equal to the hand-written code",
-                           "all three scripts match"],
+    "01_seed_scripts.py": [
+        "script 1: bitwise equal to the hand-written code",
+        "script 2: bitwise equal to the hand-written code",
+        "script 3: bitwise equal to the hand-written code",
+        "all three scripts match",
+    ],
     "02_gpt2.py": ["identical: True", "lm_head tied to wte: True"],
     "03_digits.py": ["loss curves identical: True", "only fc2 changed: True"],
 }
@@ -23,8 +25,12 @@ EXPECTED = {
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_and_passes_its_checks(name: str) -> None:
     """python examples/<name> --small exits 0 and prints its verdicts."""
-    result = subprocess.run([sys.executable, str(EXAMPLES / name), "--small"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--small"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for line in EXPECTED[name]:
         assert line in result.stdout, (line, result.stdout)

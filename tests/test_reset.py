@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from seeded_init import PlanError, SeededModule, seeded_init
-
 from tests.helpers import assert_same, nn_init, reference, snapshot
 
 
@@ -359,8 +358,11 @@ def test_c21_deepcopy_pickle_and_save() -> None:
     buffer = io.BytesIO()
     torch.save(m, buffer)
     buffer.seek(0)
-    copies = [copy.deepcopy(m), pickle.loads(pickle.dumps(m)),
-              torch.load(buffer, weights_only=False)]
+    copies = [
+        copy.deepcopy(m),
+        pickle.loads(pickle.dumps(m)),
+        torch.load(buffer, weights_only=False),
+    ]
     for c in copies:
         with torch.no_grad():
             for p in c.parameters():
@@ -520,7 +522,11 @@ def test_init_plan_matches_what_reset_writes() -> None:
     assert [e.path for e in plan] == list(m.state_dict())
     entry = plan["fc.weight"]
     assert (entry.rule, entry.seed, entry.seed_source, entry.declared_by) == (
-        "kaiming_uniform", 11, "explicit", "C21.fc")
+        "kaiming_uniform",
+        11,
+        "explicit",
+        "C21.fc",
+    )
     assert plan["free.bias"].seed_source == "derived"
     assert "fc.weight" in str(plan) and "kaiming_uniform" in str(plan)
 
@@ -536,7 +542,8 @@ class TiedLM(SeededModule):
 
 
 def test_reset_of_the_undeclared_side_of_a_tie_keeps_the_declared_values(
-        global_rng_guard: None) -> None:
+    global_rng_guard: None,
+) -> None:
     """out.reset_parameters() on a layer holding only a tied weight redraws it by the
     declaration, not by PyTorch's global-RNG init."""
     m = TiedLM()

@@ -7,11 +7,11 @@ import copy
 import pickle
 import threading
 from typing import Annotated, Any, Optional
+from typing import Annotated as Ann
 
 import pytest
 import torch
 from torch import nn
-from typing import Annotated as Ann
 
 from seeded_init import (
     ConstructionError,
@@ -21,7 +21,6 @@ from seeded_init import (
     declarations,
     seeded_init,
 )
-
 from tests import models_future
 from tests.helpers import assert_same, snapshot
 
@@ -112,7 +111,9 @@ def test_sibling_reset_and_failed_reset_leave_a_third_party_subtree_alone() -> N
     m.tp.other.reset_parameters()
     after = snapshot(m)
     assert [k for k in before if not torch.equal(before[k], after[k])] == [
-        "tp.other.weight", "tp.other.bias"]
+        "tp.other.weight",
+        "tp.other.bias",
+    ]
     with torch.no_grad():
         for p in m.parameters():
             p.add_(1)
@@ -159,7 +160,7 @@ def test_bad_values_known_only_at_reset_fail_before_any_write() -> None:
             p.add_(1)
     before = snapshot(m)
     m.g = -1.0
-    with pytest.raises(PlanError, match="gain=-1.0"):
+    with pytest.raises(PlanError, match=r"gain=-1\.0"):
         m.reset_parameters()
     assert_same(snapshot(m), before)
     m.g = 1.0
@@ -177,8 +178,9 @@ def test_reset_under_a_default_device_context() -> None:
             super().__init__()
             self.lin = nn.Linear(3, 3)
             conv = nn.Conv2d(3, 4, 3)
-            conv.weight = nn.Parameter(conv.weight.detach().contiguous(
-                memory_format=torch.channels_last))
+            conv.weight = nn.Parameter(
+                conv.weight.detach().contiguous(memory_format=torch.channels_last)
+            )
             self.conv = conv
 
     want = snapshot(CL())
@@ -202,8 +204,7 @@ class C07(SeededModule):
         self.bn = nn.LazyBatchNorm1d()
 
 
-def test_c07_lazy_layer_gets_its_declared_init_when_it_materializes(
-        global_rng_guard: None) -> None:
+def test_c07_lazy_layer_gets_its_declared_init_when_it_materializes(global_rng_guard: None) -> None:
     """C07: reset before the first forward works; the first forward gives the declared
     orthogonal weight without the global RNG; later forwards and resets keep it."""
     m = C07()
@@ -317,7 +318,7 @@ def test_part_attached_after_construction_resets_as_part_of_the_model() -> None:
 
 def test_future_annotation_sees_module_names_not_callers_locals() -> None:
     """A string annotation is evaluated where the class is written, not in its callers."""
-    S = 99  # noqa: N806, F841 - a caller's local that must not be seen
+    S = 99  # noqa: F841 - a caller's local that must not be seen
     net = models_future.make_with_module_seed()
     assert declarations(net)["head"].spec.seed == 3
 
@@ -349,7 +350,10 @@ class Spellings(SeededModule):
 def test_annotated_spellings_all_declare() -> None:
     """An alias of Annotated, Optional[Annotated[...]] and Annotated[...] | None declare."""
     assert {k: d.spec.seed for k, d in declarations(Spellings).items()} == {
-        "head": 5, "opt": 6, "alt": 7}
+        "head": 5,
+        "opt": 6,
+        "alt": 7,
+    }
     assert Spellings().opt is None
 
 

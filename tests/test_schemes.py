@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from seeded_init import InitSpec, PlanError, SeededModule, seeded_init
-
 from tests.helpers import declared, nn_init, snapshot
 
 init = nn.init
@@ -21,28 +20,46 @@ init = nn.init
 # (spec, reference fill of the (4, 6) weight given a generator)
 Case = tuple[InitSpec, Callable[[torch.Tensor, torch.Generator], object]]
 CASES: dict[str, Case] = {
-    "uniform": (seeded_init(scheme="uniform", a=-0.5, b=2.0),
-                lambda t, g: init.uniform_(t, -0.5, 2.0, generator=g)),
-    "normal": (seeded_init(scheme="normal", mean=1.0, std=0.3),
-               lambda t, g: init.normal_(t, 1.0, 0.3, generator=g)),
-    "trunc_normal-relative": (seeded_init(scheme="trunc_normal", std=0.02),
-                              lambda t, g: init.trunc_normal_(t, 0.0, 0.02, -0.04, 0.04,
-                                                              generator=g)),
-    "trunc_normal-absolute": (seeded_init(scheme="trunc_normal", mean=0.1, std=0.5, a=-0.2, b=1.0),
-                              lambda t, g: init.trunc_normal_(t, 0.1, 0.5, -0.2, 1.0,
-                                                              generator=g)),
-    "xavier_uniform": (seeded_init(scheme="xavier_uniform", gain=2.0),
-                       lambda t, g: init.xavier_uniform_(t, 2.0, generator=g)),
-    "xavier_normal": (seeded_init(scheme="xavier_normal", gain=0.5),
-                      lambda t, g: init.xavier_normal_(t, 0.5, generator=g)),
-    "kaiming_uniform": (seeded_init(scheme="kaiming_uniform", a=0.1, mode="fan_out"),
-                        lambda t, g: init.kaiming_uniform_(t, 0.1, "fan_out", generator=g)),
-    "kaiming_normal": (seeded_init(scheme="kaiming_normal", nonlinearity="relu"),
-                       lambda t, g: init.kaiming_normal_(t, nonlinearity="relu", generator=g)),
-    "kaiming_normal-selu": (seeded_init(scheme="kaiming_normal", nonlinearity="selu"),
-                            lambda t, g: init.kaiming_normal_(t, nonlinearity="selu", generator=g)),
-    "orthogonal": (seeded_init(scheme="orthogonal", gain=1.5),
-                   lambda t, g: init.orthogonal_(t, 1.5, generator=g)),
+    "uniform": (
+        seeded_init(scheme="uniform", a=-0.5, b=2.0),
+        lambda t, g: init.uniform_(t, -0.5, 2.0, generator=g),
+    ),
+    "normal": (
+        seeded_init(scheme="normal", mean=1.0, std=0.3),
+        lambda t, g: init.normal_(t, 1.0, 0.3, generator=g),
+    ),
+    "trunc_normal-relative": (
+        seeded_init(scheme="trunc_normal", std=0.02),
+        lambda t, g: init.trunc_normal_(t, 0.0, 0.02, -0.04, 0.04, generator=g),
+    ),
+    "trunc_normal-absolute": (
+        seeded_init(scheme="trunc_normal", mean=0.1, std=0.5, a=-0.2, b=1.0),
+        lambda t, g: init.trunc_normal_(t, 0.1, 0.5, -0.2, 1.0, generator=g),
+    ),
+    "xavier_uniform": (
+        seeded_init(scheme="xavier_uniform", gain=2.0),
+        lambda t, g: init.xavier_uniform_(t, 2.0, generator=g),
+    ),
+    "xavier_normal": (
+        seeded_init(scheme="xavier_normal", gain=0.5),
+        lambda t, g: init.xavier_normal_(t, 0.5, generator=g),
+    ),
+    "kaiming_uniform": (
+        seeded_init(scheme="kaiming_uniform", a=0.1, mode="fan_out"),
+        lambda t, g: init.kaiming_uniform_(t, 0.1, "fan_out", generator=g),
+    ),
+    "kaiming_normal": (
+        seeded_init(scheme="kaiming_normal", nonlinearity="relu"),
+        lambda t, g: init.kaiming_normal_(t, nonlinearity="relu", generator=g),
+    ),
+    "kaiming_normal-selu": (
+        seeded_init(scheme="kaiming_normal", nonlinearity="selu"),
+        lambda t, g: init.kaiming_normal_(t, nonlinearity="selu", generator=g),
+    ),
+    "orthogonal": (
+        seeded_init(scheme="orthogonal", gain=1.5),
+        lambda t, g: init.orthogonal_(t, 1.5, generator=g),
+    ),
     "zeros": (seeded_init(scheme="zeros"), lambda t, g: init.zeros_(t)),
     "ones": (seeded_init(scheme="ones"), lambda t, g: init.ones_(t)),
     "constant": (seeded_init(scheme="constant", val=0.3), lambda t, g: init.constant_(t, 0.3)),
@@ -81,8 +98,9 @@ def test_dirac_matches_nn_init() -> None:
     assert torch.equal(layer.get_parameter("weight"), want)
 
 
-def _torch_sparse_with_mask_from(seed: int, shape: tuple[int, int], sparsity: float,
-                                 std: float) -> torch.Tensor:
+def _torch_sparse_with_mask_from(
+    seed: int, shape: tuple[int, int], sparsity: float, std: float
+) -> torch.Tensor:
     """torch.nn.init.sparse_, made to take its zero mask from the same stream as its values.
 
     PyTorch draws the values from the generator and the mask from the global RNG; here the
@@ -116,8 +134,9 @@ def test_sparse_takes_its_mask_from_the_layer_generator() -> None:
 
 def test_bias_rule_defaults_to_zeros_and_takes_any_rule() -> None:
     """bias= draws from the layer's generator right after the weight."""
-    spec = seeded_init(scheme="kaiming_uniform", seed=3,
-                       bias=seeded_init(scheme="uniform", a=-1.0, b=1.0))
+    spec = seeded_init(
+        scheme="kaiming_uniform", seed=3, bias=seeded_init(scheme="uniform", a=-1.0, b=1.0)
+    )
     layer = declared(lambda: nn.Linear(6, 4), spec)
     g = torch.Generator().manual_seed(3)
     w, b = torch.empty(4, 6), torch.empty(4)
@@ -130,8 +149,9 @@ def test_bias_rule_defaults_to_zeros_and_takes_any_rule() -> None:
 def test_bias_default_rule_is_pytorchs_own_bound() -> None:
     """bias="default" under another scheme gives PyTorch's uniform(+-1/sqrt(fan_in)), drawn
     after the weight."""
-    layer = declared(lambda: nn.Linear(6, 4),
-                     seeded_init(scheme="xavier_normal", seed=2, bias="default"))
+    layer = declared(
+        lambda: nn.Linear(6, 4), seeded_init(scheme="xavier_normal", seed=2, bias="default")
+    )
     g = torch.Generator().manual_seed(2)
     w, b = torch.empty(4, 6), torch.empty(4)
     init.xavier_normal_(w, generator=g)
@@ -266,8 +286,9 @@ def test_c03_fan_scheme_on_a_linear_with_bias() -> None:
     assert abs(a1.fc.weight.std().item() - math.sqrt(2 / 16)) < 0.1
 
 
-@pytest.mark.parametrize("scheme", ["kaiming_normal", "kaiming_uniform", "xavier_uniform",
-                                    "xavier_normal", "orthogonal"])
+@pytest.mark.parametrize(
+    "scheme", ["kaiming_normal", "kaiming_uniform", "xavier_uniform", "xavier_normal", "orthogonal"]
+)
 def test_c03_fan_scheme_on_a_1d_parameter_names_it(scheme: Any) -> None:
     """C03 B/C: a 1-D parameter under a scheme that needs 2 dimensions is a PlanError naming the
     attribute and the scheme, not torch's bare ValueError."""
@@ -322,10 +343,11 @@ def test_keyword_may_be_a_function_of_the_declaring_module() -> None:
 
 
 def test_keyword_function_returning_a_bad_value_is_a_plan_error() -> None:
-    """A keyword function whose value is out of range: PlanError naming the layer, nothing written."""
+    """A keyword function's value out of range: PlanError naming the layer, nothing written."""
     m = Depth(8)
     before = snapshot(m)
     m.n_layer = -1  # sqrt of a negative number
     with pytest.raises(PlanError, match=r"Depth\.proj: std= function raised"):
         m.reset_parameters()
-    assert all(torch.equal(a, b) for a, b in zip(snapshot(m).values(), before.values(), strict=True))
+    after = snapshot(m)
+    assert all(torch.equal(after[k], before[k]) for k in before)

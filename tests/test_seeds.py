@@ -23,7 +23,6 @@ from seeded_init import (
     derive_seed,
     seeded_init,
 )
-
 from tests.helpers import assert_same, nn_init, reference, snapshot
 
 
@@ -102,8 +101,9 @@ def test_root_seed_from_the_constructor_argument() -> None:
             super().__init__(seed=77)
             self.fc = nn.Linear(3, 3)
 
-    assert_same(snapshot(Seeded().fc), snapshot(reference(derive_seed(77, "fc"),
-                                                          lambda: nn.Linear(3, 3))))
+    assert_same(
+        snapshot(Seeded().fc), snapshot(reference(derive_seed(77, "fc"), lambda: nn.Linear(3, 3)))
+    )
 
 
 class V1(SeededModule):
@@ -236,7 +236,7 @@ def test_bad_declared_seed_is_an_error_at_class_definition(bad: Any) -> None:
 
 @pytest.mark.parametrize("bad", [True, 1.5, "x", -3, 2**64], ids=repr)
 def test_bad_call_seed_is_an_error_and_changes_nothing(bad: Any) -> None:
-    """reset_parameters(seed=bad) raises SeedError (a TypeError and ValueError) and writes nothing."""
+    """reset_parameters(seed=bad): SeedError (a TypeError and ValueError), nothing written."""
     m = Two()
     before = snapshot(m)
     with pytest.raises(SeedError) as info:
@@ -294,12 +294,17 @@ def test_c14_same_digest_in_processes_with_different_hash_seeds(tmp_path: Path) 
         env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
         if hash_seed is not None:
             env["PYTHONHASHSEED"] = hash_seed
-        out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True
+        )
         digests.add(out.stdout.strip())
     assert len(digests) == 1
     # and the same digest here, in this process
     namespace: dict[str, Any] = {}
-    exec(compile(_DRIVER.replace("print(h.hexdigest())", "digest = h.hexdigest()"),
-                 "driver", "exec"), namespace)
+    exec(
+        compile(
+            _DRIVER.replace("print(h.hexdigest())", "digest = h.hexdigest()"), "driver", "exec"
+        ),
+        namespace,
+    )
     assert digests == {namespace["digest"]}

@@ -25,8 +25,17 @@ def test_stubs_match_the_runtime_under_stubtest() -> None:
     modules = _stub_modules()
     assert modules
     result = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", *modules, "--mypy-config-file",
-         str(ROOT / "pyproject.toml"), "--ignore-missing-stub"],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mypy.stubtest",
+            *modules,
+            "--mypy-config-file",
+            str(ROOT / "pyproject.toml"),
+            "--ignore-missing-stub",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

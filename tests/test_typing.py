@@ -11,9 +11,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _mypy(*targets: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-         "--strict", "--warn-unused-ignores", "--no-incremental", *targets],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--strict",
+            "--warn-unused-ignores",
+            "--no-incremental",
+            *targets,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -35,6 +46,9 @@ def test_each_misuse_really_is_an_error() -> None:
         result = _mypy(str(probe.relative_to(ROOT)))
     finally:
         probe.unlink()
-    errors = {int(line.split(":")[1]) for line in result.stdout.splitlines()
-              if line.startswith("tests/typing/_misuse_probe.py:") and ": error:" in line}
+    errors = {
+        int(line.split(":")[1])
+        for line in result.stdout.splitlines()
+        if line.startswith("tests/typing/_misuse_probe.py:") and ": error:" in line
+    }
     assert flagged and set(flagged) <= errors, (flagged, result.stdout)

@@ -8,6 +8,7 @@ then the locals of the function whose body defines the class, then the module's 
 from __future__ import annotations
 
 import ast
+import inspect
 import sys
 import types
 import typing
@@ -39,7 +40,7 @@ class Scopes:
 
     def eval(self, node: ast.expr) -> object:
         code = compile(ast.Expression(node), "<annotation>", "eval")
-        return eval(code, self.globals, self.locals)  # noqa: S307 (the user's own annotation)
+        return eval(code, self.globals, self.locals)
 
 
 def _defining_frame(cls: type) -> FrameType | None:
@@ -48,8 +49,9 @@ def _defining_frame(cls: type) -> FrameType | None:
     for _ in range(64):
         if frame is None:
             return None
-        if any(isinstance(c, CodeType) and c.co_name == cls.__name__
-               for c in frame.f_code.co_consts):
+        if any(
+            isinstance(c, CodeType) and c.co_name == cls.__name__ for c in frame.f_code.co_consts
+        ):
             return frame
         frame = frame.f_back
     return None
@@ -68,13 +70,10 @@ def evaluate(annotation: object, scopes: Scopes) -> object:
 def annotated_specs(cls: type, scopes: Scopes) -> Iterator[tuple[str, InitSpec, object]]:
     """(name, spec, annotated type) of each ``Annotated[..., seeded_init(...)]`` in ``cls``,
     also inside ``Optional[...]`` or ``... | None``."""
-    annotations: Mapping[str, object] = cls.__dict__.get("__annotations__", {})
+    annotations: Mapping[str, object] = inspect.get_annotations(cls)
     for name, ann in annotations.items():
         where = f"{cls.__qualname__}.{name}"
-        if isinstance(ann, str):
-            found = _from_string(ann, scopes, where)
-        else:
-            found = _from_object(ann)
+        found = _from_string(ann, scopes, where) if isinstance(ann, str) else _from_object(ann)
         if found is None:
             continue
         tp, metadata = found
@@ -85,7 +84,9 @@ def annotated_specs(cls: type, scopes: Scopes) -> Iterator[tuple[str, InitSpec, 
             )
         specs = [m for m in metadata if isinstance(m, InitSpec)]
         if len(specs) > 1:
-            raise DeclarationError(f"{where} carries {len(specs)} seeded_init(...) markers; keep one")
+            raise DeclarationError(
+                f"{where} carries {len(specs)} seeded_init(...) markers; keep one"
+            )
         if specs:
             yield name, specs[0], tp
 

@@ -34,11 +34,21 @@ __all__ = ["begin", "build_missing", "end", "under_construction"]
 # init seeded-init replays (see _defaults): the reset at the end writes every one of those.
 # A layer of another type may initialize in __init__ what its reset_parameters() never
 # touches, so its fills run (on the global RNG, which construction restores).
-_SKIPPED: frozenset[object] = frozenset({
-    nn.init.uniform_, nn.init.normal_, nn.init.trunc_normal_, nn.init.xavier_uniform_,
-    nn.init.xavier_normal_, nn.init.kaiming_uniform_, nn.init.kaiming_normal_,
-    nn.init.orthogonal_, nn.init.sparse_, torch.Tensor.uniform_, torch.Tensor.normal_,
-})
+_SKIPPED: frozenset[object] = frozenset(
+    {
+        nn.init.uniform_,
+        nn.init.normal_,
+        nn.init.trunc_normal_,
+        nn.init.xavier_uniform_,
+        nn.init.xavier_normal_,
+        nn.init.kaiming_uniform_,
+        nn.init.kaiming_normal_,
+        nn.init.orthogonal_,
+        nn.init.sparse_,
+        torch.Tensor.uniform_,
+        torch.Tensor.normal_,
+    }
+)
 
 
 class _SkipFreshInit(TorchFunctionMode):
@@ -190,8 +200,9 @@ def build_missing(m: SeededModule, decl: DeclaredLayer[Any, Any]) -> object:
     return value
 
 
-def _check_type(m: nn.Module, decl: DeclaredLayer[Any, Any], value: object, expected: object
-                ) -> None:
+def _check_type(
+    m: nn.Module, decl: DeclaredLayer[Any, Any], value: object, expected: object
+) -> None:
     where = f"{type(m).__qualname__}.{decl.name}"
     if not isinstance(value, nn.Module | nn.Parameter):
         hint = ""

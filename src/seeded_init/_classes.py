@@ -128,8 +128,11 @@ def _check_factory(factory: Callable[..., Any], where: str) -> None:
         params = list(inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):
         return
-    required = [p for p in params if p.default is p.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    required = [
+        p
+        for p in params
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     if not params or len(required) > 1:
         raise DeclarationError(
             f"{where}: a layer factory takes only self, as in `def {where.rsplit('.', 1)[-1]}"

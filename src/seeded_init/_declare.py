@@ -69,8 +69,11 @@ class InitSpec:
 
     def describe(self) -> str:
         """One line such as ``kaiming_normal(nonlinearity='relu') seed=1``."""
-        text = rule_text(self.scheme, self.kwargs) if isinstance(self.scheme, str) else (
-            self.scheme_name)
+        text = (
+            rule_text(self.scheme, self.kwargs)
+            if isinstance(self.scheme, str)
+            else (self.scheme_name)
+        )
         if self.seed is not None:
             text += f" seed={self.seed}"
         if self.bias is not None:
@@ -78,8 +81,16 @@ class InitSpec:
         return text
 
     def __hash__(self) -> int:  # typing hashes Annotated metadata, e.g. inside Optional[...]
-        return hash((self.scheme, self.seed, tuple(self.kwargs.items()), self.bias,
-                     tuple(self.params.items()), self.share_seed))
+        return hash(
+            (
+                self.scheme,
+                self.seed,
+                tuple(self.kwargs.items()),
+                self.bias,
+                tuple(self.params.items()),
+                self.share_seed,
+            )
+        )
 
     def raise_problem(self, where: str) -> None:
         """Raise the error this spec was made with, naming ``where`` (e.g. ``Net.fc1``)."""
@@ -106,18 +117,28 @@ def _part(value: object, key: str) -> InitSpec:
             kind, message = value._problem
             return InitSpec("default", _problem=(kind, f"{key}: {message}"))
         if value.bias is not None or value.params or value.share_seed:
-            return InitSpec("default", _problem=(DeclarationError,
-                f"{key} takes a scheme and its keywords (and optionally seed=), not bias=, "
-                f"params= or share_seed="))
+            return InitSpec(
+                "default",
+                _problem=(
+                    DeclarationError,
+                    f"{key} takes a scheme and its keywords (and optionally seed=), not bias=, "
+                    f"params= or share_seed=",
+                ),
+            )
         return value
     if isinstance(value, str) or callable(value):
         try:
             return _make_spec(value, None, None, None, False, {})
         except DeclarationError as exc:
             return InitSpec("default", _problem=(type(exc), f"{key}: {exc}"))
-    return InitSpec("default", _problem=(DeclarationError,
-        f"{key} got {value!r} ({type(value).__name__}); write a scheme name, a function "
-        f"(tensor, generator) -> None, or seeded_init(scheme=..., ...)"))
+    return InitSpec(
+        "default",
+        _problem=(
+            DeclarationError,
+            f"{key} got {value!r} ({type(value).__name__}); write a scheme name, a function "
+            f"(tensor, generator) -> None, or seeded_init(scheme=..., ...)",
+        ),
+    )
 
 
 @overload
@@ -270,7 +291,7 @@ def seeded_init(
         what = getattr(args[0], "__qualname__", repr(args[0]))
         raise DeclarationError(
             f"{what}: seeded_init takes keywords only; write @seeded_init(...) with "
-            f"parentheses, e.g. @seeded_init(scheme=\"default\")"
+            f'parentheses, e.g. @seeded_init(scheme="default")'
         )
     try:
         return _make_spec(scheme, seed, bias, params, share_seed, kwargs)
@@ -422,7 +443,7 @@ class DeclaredLayer(Generic[_S, _T]):
         for table in (d.get("_modules"), d.get("_parameters")):
             if table is not None and self.name in table:
                 return table[self.name]  # type: ignore[no-any-return]
-        from ._build import build_missing  # noqa: PLC0415 (import cycle)
+        from ._build import build_missing
 
         return build_missing(instance, self)  # type: ignore[return-value]
 

@@ -83,8 +83,15 @@ def _bilinear(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
 def _embedding(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
     fill: Fill = lambda t, g: nn.init.normal_(t, generator=g)  # noqa: E731
     padding = getattr(m, "padding_idx", None)
-    step = Step(m, "weight", _join(path, "weight"), fill, True, "normal(std=1)",
-                zero_row=None if padding is None else int(padding))
+    step = Step(
+        m,
+        "weight",
+        _join(path, "weight"),
+        fill,
+        True,
+        "normal(std=1)",
+        zero_row=None if padding is None else int(padding),
+    )
     return [step], _NONE
 
 
@@ -111,10 +118,13 @@ def _batch_norm(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
 
 
 def _rnn(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
-    hidden = int(getattr(m, "hidden_size"))
+    hidden = int(vars(m)["hidden_size"])
     stdv = 1.0 / math.sqrt(hidden) if hidden > 0 else 0
     rule = f"uniform(+-{stdv:.4g})"
-    return [_step(m, path, n, _uniform(stdv), rule) for n, p in m._parameters.items() if p is not None], _NONE
+    steps = [
+        _step(m, path, n, _uniform(stdv), rule) for n, p in m._parameters.items() if p is not None
+    ]
+    return steps, _NONE
 
 
 def _mha(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
@@ -124,8 +134,11 @@ def _mha(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
     steps = _weight_bias_fan(out, _join(path, "out_proj"))
     xavier_u: Fill = lambda t, g: nn.init.xavier_uniform_(t, generator=g)  # noqa: E731
     xavier_n: Fill = lambda t, g: nn.init.xavier_normal_(t, generator=g)  # noqa: E731
-    names = ("in_proj_weight",) if getattr(m, "_qkv_same_embed_dim") else (
-        "q_proj_weight", "k_proj_weight", "v_proj_weight")
+    names = (
+        ("in_proj_weight",)
+        if vars(m)["_qkv_same_embed_dim"]
+        else ("q_proj_weight", "k_proj_weight", "v_proj_weight")
+    )
     steps += [_step(m, path, n, xavier_u, "xavier_uniform") for n in names]
     if m._parameters.get("in_proj_bias") is not None:
         steps.append(_step(m, path, "in_proj_bias", _zeros, "zeros", draws=False))
@@ -138,7 +151,7 @@ def _mha(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
 
 
 def _prelu(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
-    value = float(getattr(m, "init"))
+    value = float(vars(m)["init"])
     fill: Fill = lambda t, g: nn.init.constant_(t, value)  # noqa: E731
     return [_step(m, path, "weight", fill, f"constant({value})", draws=False)], _NONE
 

@@ -17,8 +17,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from ._errors import PlanError
-from ._plan import Plan, Unit
 from ._steps import Step
+from ._units import Plan, Unit
 
 __all__ = ["GLOBAL_RNG_LOCK", "SavedRng", "execute", "global_rng_restored"]
 
@@ -52,8 +52,11 @@ def global_rng_restored() -> Iterator[None]:
 
 
 def _plain(t: torch.Tensor) -> bool:
-    return t.device.type == "cpu" and t.is_contiguous() and type(t) in (
-        torch.Tensor, torch.nn.Parameter)
+    return (
+        t.device.type == "cpu"
+        and t.is_contiguous()
+        and type(t) in (torch.Tensor, torch.nn.Parameter)
+    )
 
 
 def _write(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
@@ -93,14 +96,35 @@ def fallback_running() -> bool:
 
 
 _init = torch.nn.init
-_RANDOM: frozenset[object] = frozenset({
-    _init.uniform_, _init.normal_, _init.trunc_normal_, _init.xavier_uniform_,
-    _init.xavier_normal_, _init.kaiming_uniform_, _init.kaiming_normal_, _init.orthogonal_,
-    _init.sparse_, torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.random_,
-    torch.Tensor.bernoulli_, torch.Tensor.exponential_, torch.Tensor.cauchy_,
-    torch.Tensor.log_normal_, torch.Tensor.geometric_, torch.rand, torch.randn, torch.randint,
-    torch.randperm, torch.normal, torch.bernoulli, torch.multinomial, torch.poisson,
-})
+_RANDOM: frozenset[object] = frozenset(
+    {
+        _init.uniform_,
+        _init.normal_,
+        _init.trunc_normal_,
+        _init.xavier_uniform_,
+        _init.xavier_normal_,
+        _init.kaiming_uniform_,
+        _init.kaiming_normal_,
+        _init.orthogonal_,
+        _init.sparse_,
+        torch.Tensor.uniform_,
+        torch.Tensor.normal_,
+        torch.Tensor.random_,
+        torch.Tensor.bernoulli_,
+        torch.Tensor.exponential_,
+        torch.Tensor.cauchy_,
+        torch.Tensor.log_normal_,
+        torch.Tensor.geometric_,
+        torch.rand,
+        torch.randn,
+        torch.randint,
+        torch.randperm,
+        torch.normal,
+        torch.bernoulli,
+        torch.multinomial,
+        torch.poisson,
+    }
+)
 
 
 class _DrawFrom(TorchFunctionMode):
@@ -162,9 +186,12 @@ class _Selection:
         if within:
             part = root.get_submodule(within)
             self.modules = {id(m) for m in part.modules()}
-            self.tensors = {id(t) for m in part.modules()
-                            for t in [*m._parameters.values(), *m._buffers.values()]
-                            if t is not None}
+            self.tensors = {
+                id(t)
+                for m in part.modules()
+                for t in [*m._parameters.values(), *m._buffers.values()]
+                if t is not None
+            }
 
     def holds(self, t: torch.Tensor) -> bool:
         return self.everything or id(t) in self.tensors
@@ -174,7 +201,8 @@ class _Selection:
             return True
         if step.fallback is not None:
             return id(step.module) in self.modules or any(
-                id(t) in self.tensors for _, t in _written(step))
+                id(t) in self.tensors for _, t in _written(step)
+            )
         return id(step.tensor()) in self.tensors
 
 
@@ -203,8 +231,10 @@ def _written(step: Step) -> Iterator[tuple[str, torch.Tensor]]:
         if t is not None:
             yield step.path, t
         return
-    for name, t in [*step.module.named_parameters(remove_duplicate=False),
-                    *step.module.named_buffers(remove_duplicate=False)]:
+    for name, t in [
+        *step.module.named_parameters(remove_duplicate=False),
+        *step.module.named_buffers(remove_duplicate=False),
+    ]:
         yield f"{step.path}.{name}" if step.path else name, t
 
 
@@ -227,14 +257,15 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
     if construction:
         units = [u for u in units if not any(t.is_meta for _, t in _tensors(u))]
     else:
-        meta = [p for u in units for s in u.steps if s in chosen
-                for p, t in _written(s) if t.is_meta]
+        meta = [
+            p for u in units for s in u.steps if s in chosen for p, t in _written(s) if t.is_meta
+        ]
         if meta:
             more = f" (and {len(meta) - 1} more)" if len(meta) > 1 else ""
             raise PlanError(
                 f"reset_parameters(): {meta[0]!r}{more} is on the meta device, which holds no "
-                f"values; allocate storage first with model.to_empty(device=\"cpu\") (or "
-                f"\"cuda\"), then call reset_parameters()"
+                f'values; allocate storage first with model.to_empty(device="cpu") (or '
+                f'"cuda"), then call reset_parameters()'
             )
     fallible = [u for u in units if u.fallible]
     # User code may raise: run it first, with a copy to put back, so that an error leaves

@@ -15,7 +15,7 @@ from torch import nn
 
 from ._build import under_construction
 from ._execute import fallback_running
-from ._plan import _module_reset
+from ._units import module_reset
 
 __all__ = ["Link", "SubtreeReset", "Tie", "find_ties", "lookup"]
 
@@ -49,9 +49,9 @@ class Link:
         """The root, if it is alive and still holds the module at the same path."""
         root = None if self._root is None else self._root()
         module = self.module()
-        if root is None or module is None or root is module or lookup(root, self.path) is not module:
+        if root is None or module is None or root is module:
             return None
-        return root
+        return root if lookup(root, self.path) is module else None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Link:
         return type(self)(None, self.path, copy.deepcopy(self.module(), memo))
@@ -74,7 +74,7 @@ class SubtreeReset(Link):
         root = self.resolve()
         reset = getattr(root, "_seeded_reset", None)
         if root is None or reset is None or under_construction(root) or fallback_running():
-            own = _module_reset(module)
+            own = module_reset(module)
             if own is not None:
                 own(module)
             return

@@ -14,9 +14,10 @@ from ._declare import Declaration, DeclaredLayer
 from ._defaults import default_handler
 from ._execute import execute
 from ._links import Link, SubtreeReset, find_ties
-from ._plan import _module_reset, build_plan, join
+from ._plan import build_plan
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
+from ._units import join, module_reset
 
 __all__ = ["SeededModule", "declarations"]
 
@@ -41,8 +42,11 @@ class SeededModule(nn.Module):
     @wraps_construction
     def __init__(self, *args: Any, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        root = DEFAULT_ROOT_SEED if seed is None else check_seed(
-            seed, f"{type(self).__qualname__}(seed=...)")
+        root = (
+            DEFAULT_ROOT_SEED
+            if seed is None
+            else check_seed(seed, f"{type(self).__qualname__}(seed=...)")
+        )
         self.__dict__["_seeded_root_seed"] = root
 
     @property
@@ -52,7 +56,8 @@ class SeededModule(nn.Module):
 
     @root_seed.setter
     def root_seed(self, value: int) -> None:
-        self.__dict__["_seeded_root_seed"] = check_seed(value, f"{type(self).__qualname__}.root_seed")
+        where = f"{type(self).__qualname__}.root_seed"
+        self.__dict__["_seeded_root_seed"] = check_seed(value, where)
 
     def reset_parameters(self, seed: int | None = None) -> None:
         """Re-initialize every parameter in the tree, as the declarations say.
@@ -92,8 +97,9 @@ class SeededModule(nn.Module):
                 return outer, join(prefix, link.path)
         return self, ""
 
-    def _seeded_reset(self, seed: int | None = None, within: str = "",
-                      construction: bool = False) -> None:
+    def _seeded_reset(
+        self, seed: int | None = None, within: str = "", construction: bool = False
+    ) -> None:
         root: SeededModule = self
         prefix = ""
         if not construction:
@@ -113,15 +119,21 @@ class SeededModule(nn.Module):
                 continue
             if isinstance(m, SeededModule):
                 m.__dict__["_seeded_link"] = Link(self, sub_path, m)
-            elif (any(p is not None for p in m._parameters.values())
-                  or _module_reset(m) is not None or default_handler(m) is not None):
+            elif (
+                any(p is not None for p in m._parameters.values())
+                or module_reset(m) is not None
+                or default_handler(m) is not None
+            ):
                 m.__dict__["reset_parameters"] = SubtreeReset(self, sub_path, m)
 
     def __setattr__(self, name: str, value: Tensor | nn.Module) -> None:
         super().__setattr__(name, value)
         # A layer attached to a built model resets as part of it from now on.
-        if (isinstance(value, nn.Module) and "_seeded_root_seed" in self.__dict__
-                and not under_construction(self)):
+        if (
+            isinstance(value, nn.Module)
+            and "_seeded_root_seed" in self.__dict__
+            and not under_construction(self)
+        ):
             root, prefix = self._seeded_root()
             root._seeded_link_tree(value, join(prefix, name))
 

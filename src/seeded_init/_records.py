@@ -71,10 +71,12 @@ class InitPlan:
         for e in self.entries:
             seed = f"{e.seed} ({e.seed_source})"
             rule = e.rule if e.tied_to is None else f"tied to {e.tied_to}"
-            rows.append((e.path, "x".join(map(str, e.shape)) or "()", rule, seed,
-                         e.declared_by or "-"))
+            rows.append(
+                (e.path, "x".join(map(str, e.shape)) or "()", rule, seed, e.declared_by or "-")
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                 for r in rows]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join([f"root seed {self.root_seed}", *lines])

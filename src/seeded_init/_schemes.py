@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Final, get_args
 
 import torch
-from torch import nn
 from torch.nn import init
 
 from ._errors import DeclarationError
@@ -151,8 +150,9 @@ def check_kwargs(scheme: str, given: Mapping[str, object], where: str) -> dict[s
     return out
 
 
-def resolve_kwargs(scheme: str, kw: Mapping[str, KwValue], owner: object, where: str
-                   ) -> Mapping[str, KwValue]:
+def resolve_kwargs(
+    scheme: str, kw: Mapping[str, KwValue], owner: object, where: str
+) -> Mapping[str, KwValue]:
     """``kw`` with each function of the declaring module called on ``owner``, then checked.
 
     Raises:
@@ -292,6 +292,9 @@ def make_fill(scheme: str, kw: Mapping[str, KwValue]) -> Fill | None:
 def rule_text(scheme: str, kw: Mapping[str, KwValue]) -> str:
     """``scheme(k=v, ...)`` showing only the keywords that differ from their defaults."""
     info = SCHEMES[scheme]
-    parts = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v!r}"
-             for k, v in kw.items() if info.kwargs[k].default != v]
+    parts = [
+        f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v!r}"
+        for k, v in kw.items()
+        if info.kwargs[k].default != v
+    ]
     return f"{scheme}({', '.join(parts)})" if parts else scheme

@@ -1,0 +1,504 @@
+"""Traversing a module tree into units: declared layers by their declarations, undeclared
+layers by their PyTorch default, nested SeededModules by their own declarations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ._declare import DeclaredLayer, InitSpec
+from ._defaults import default_handler
+from ._errors import DeclarationError, PlanError
+from ._schemes import SCHEMES, make_fill, resolve_kwargs, rule_text, shape_problem
+from ._seeds import derive_seed
+from ._steps import Step, is_bias_name
+from ._units import Plan, Unit, inside, join, module_reset, uninitialized
+
+if TYPE_CHECKING:
+    from ._module import SeededModule
+
+__all__ = ["Builder"]
+
+
+class Builder:
+    def __init__(self, root: nn.Module, root_seed: int) -> None:
+        from ._module import SeededModule
+
+        self.seeded_type = SeededModule
+        self.root_seed = root_seed
+        self.plan = Plan(root, root_seed, [])
+        self.seen: set[int] = set()
+        self.visit(root, "")
+
+    # -- traversal ---------------------------------------------------------------------------
+    def visit(self, m: nn.Module, path: str) -> None:
+        if id(m) in self.seen:
+            return
+        self.seen.add(id(m))
+        if isinstance(m, self.seeded_type):
+            self.visit_seeded(m, path)
+        else:
+            claimed = self.plain_unit(m, path)
+            for name, child in m._modules.items():
+                if child is not None and name not in claimed:
+                    self.visit(child, join(path, name))
+
+    def visit_seeded(self, m: SeededModule, path: str) -> None:
+        table: dict[str, DeclaredLayer[SeededModule, nn.Module | nn.Parameter]]
+        table = type(m)._seeded_table  # type: ignore[assignment]
+        for name, decl in table.items():
+            lp = join(path, name)
+            where = f"{decl.owner.__qualname__ if decl.owner else '?'}.{name}"
+            if name in m._modules:
+                target: nn.Module | torch.Tensor | None = m._modules[name]
+            elif name in m._parameters:
+                target = m._parameters[name]
+            else:
+                raise PlanError(
+                    f"{where} (path {lp!r}) is declared but the model has no such layer; it was "
+                    f"deleted after construction. Assign it again or drop the declaration"
+                )
+            if target is None:
+                continue
+            if isinstance(target, self.seeded_type):
+                self.check_nested_spec(decl.spec, where)
+                self.visit(target, lp)
+            elif isinstance(target, nn.Module):
+                self.seen.add(id(target))
+                self.declared_unit(m, target, lp, decl.spec, where)
+            else:
+                self.declared_param(m, name, lp, decl.spec, where)
+        self.plain_unit(m, path, declared=frozenset(table))
+        for name, child in m._modules.items():
+            if child is not None and name not in table:
+                self.visit(child, join(path, name))
+
+    def check_nested_spec(self, spec: InitSpec, where: str) -> None:
+        if spec.scheme != "default" or spec.seed is not None or spec.bias or spec.params:
+            raise PlanError(
+                f"{where} holds a SeededModule, which initializes itself from its own "
+                f"declarations; declare it as @seeded_init() (scheme 'default', no seed, bias or "
+                f"params), and set schemes inside its class"
+            )
+
+    # -- undeclared layers ---------------------------------------------------------------------
+    def plain_unit(
+        self, m: nn.Module, path: str, declared: frozenset[str] = frozenset()
+    ) -> frozenset[str]:
+        """A unit for ``m``'s own tensors by its PyTorch default; returns the children it covers."""
+        steps, claimed = self.default_steps(m, path, skip=declared)
+        if steps:
+            self.add_unit(
+                Unit(
+                    path,
+                    derive_seed(self.root_seed, path),
+                    False,
+                    False,
+                    None,
+                    "default",
+                    steps,
+                    _fallible(steps),
+                )
+            )
+        return claimed
+
+    def default_steps(
+        self, m: nn.Module, path: str, skip: frozenset[str] = frozenset()
+    ) -> tuple[list[Step], frozenset[str]]:
+        """PyTorch's algorithm for ``m``'s own tensors (and the children it covers)."""
+        if any(
+            uninitialized(t)
+            for t in [*m._parameters.values(), *m._buffers.values()]
+            if t is not None
+        ):
+            return [], frozenset()  # a lazy layer: nothing to draw until its first forward
+        own = [n for n, p in m._parameters.items() if p is not None and n not in skip]
+        _refuse_parametrized(m, path)
+        handler = default_handler(m)
+        if handler is not None:
+            steps, claimed = handler(m, path)
+            steps = [s for s in steps if not (s.module is m and s.attr in skip)]
+            covered = {s.attr for s in steps if s.module is m}
+            extra = [n for n in own if n not in covered]
+            if extra:
+                raise PlanError(
+                    f"{path or 'the model'} ({type(m).__name__}) has parameters {extra} that "
+                    f"PyTorch's {type(m).__mro__[1].__name__} algorithm does not cover; declare "
+                    f"the layer with @seeded_init(scheme=...) or give its class a "
+                    f"reset_parameters()"
+                )
+            return steps, claimed
+        if not own:
+            return [], frozenset()
+        reset = module_reset(m, after=self.seeded_type if isinstance(m, self.seeded_type) else None)
+        if reset is None:
+            if isinstance(m, self.seeded_type):
+                raise PlanError(
+                    f"{type(m).__qualname__}: parameter(s) {own} at {path or 'the model root'} "
+                    f"are not declared, so seeded-init cannot know how to initialize them; "
+                    f"declare each, e.g. `{own[0]}: Annotated[nn.Parameter, "
+                    f'seeded_init(scheme="normal", std=0.02)]`'
+                )
+            raise PlanError(
+                f"{path or 'the model'} ({type(m).__qualname__}) has parameters {own} and no "
+                f"reset_parameters(), so it cannot be initialized reproducibly; declare it with "
+                f"@seeded_init(scheme=...) in its parent, or give {type(m).__qualname__} a "
+                f"reset_parameters() method"
+            )
+        rule = f"{type(m).__qualname__}.reset_parameters"
+        return [Step(m, "", path, None, True, rule, fallback=reset)], frozenset()
+
+    def subtree_default(self, m: nn.Module, path: str, top: bool) -> list[Step]:
+        """The default steps of a whole declared subtree, in its constructor's drawing order."""
+        if not top and isinstance(m, self.seeded_type):
+            return []  # a nested SeededModule keeps its own declarations (see visit_nested)
+        handler = default_handler(m)
+        if handler is not None:
+            own, claimed = self.default_steps(m, path)
+            rest = [
+                s
+                for name, c in m._modules.items()
+                if c is not None and name not in claimed
+                for s in self.subtree_default(c, join(path, name), False)
+            ]
+            return own + rest
+        children = [
+            s
+            for name, c in m._modules.items()
+            if c is not None
+            for s in self.subtree_default(c, join(path, name), False)
+        ]
+        return children + self.default_steps(m, path)[0]
+
+    # -- declared layers -----------------------------------------------------------------------
+    def declared_unit(
+        self, owner: nn.Module, m: nn.Module, path: str, spec: InitSpec, where: str
+    ) -> None:
+        self.visit_nested(m, path)
+        cache: list[list[Step]] = []
+
+        def defaults() -> list[Step]:
+            if not cache:
+                cache.append(self.subtree_default(m, path, top=True))
+            return cache[0]
+
+        tensors = self.unit_tensors(m, path)
+        parts = {key: self.resolve_part(m, path, key, tensors, where) for key in spec.params}
+        overridden = {(id(t[0]), t[1]) for targets, _ in parts.values() for t in targets}
+        steps = self.layer_steps(owner, m, path, spec, tensors, defaults, where, overridden)
+        sub_units: list[Unit] = []
+        for key, part in spec.params.items():
+            targets, sub = parts[key]
+            sub_path = join(path, key)
+            if sub is None:  # one named parameter: the rule applies to it as written
+                new = self.part_steps(owner, targets, part, defaults, where, path)
+            else:  # a sub-layer: the rule applies as to a layer, biases by the bias rule
+                new = self.layer_steps(owner, sub, sub_path, part, targets, defaults, where)
+            if part.seed is None:
+                steps = _replace(steps, targets, new)
+            else:
+                moved = {(id(t[0]), t[1]) for t in targets}
+                steps = [s for s in steps if (id(s.module), s.attr) not in moved]
+                new = self.with_padding(new)
+                sub_units.append(
+                    Unit(
+                        sub_path,
+                        part.seed,
+                        True,
+                        part.share_seed,
+                        f"{where}[{key!r}]",
+                        part.scheme_name,
+                        new,
+                        _fallible(new),
+                    )
+                )
+        steps = self.with_padding(steps)
+        seed, explicit = (
+            (spec.seed, True)
+            if spec.seed is not None
+            else (derive_seed(self.root_seed, path), False)
+        )
+        self.add_unit(
+            Unit(
+                path,
+                seed,
+                explicit,
+                spec.share_seed,
+                where,
+                spec.scheme_name,
+                steps,
+                _fallible(steps),
+            )
+        )
+        for unit in sub_units:
+            self.add_unit(unit)
+
+    def layer_steps(
+        self,
+        owner: nn.Module,
+        m: nn.Module,
+        path: str,
+        spec: InitSpec,
+        tensors: list[tuple[nn.Module, str, str, str]],
+        defaults: Callable[[], list[Step]],
+        where: str,
+        overridden: set[tuple[int, str]] | None = None,
+    ) -> list[Step]:
+        """``spec`` applied to the layer ``m`` (whose parameters are ``tensors``).
+
+        Tensors in ``overridden`` (by a ``params=`` rule) get a no-op placeholder that keeps
+        their place in the drawing order until the rule's steps replace it.
+        """
+        overridden = overridden or set()
+        biases = [t for t in tensors if is_bias_name(t[2])]
+        if spec.scheme == "default":
+            steps = [s for s in defaults() if inside(s.path, path)]
+            if spec.bias is not None:
+                steps = _replace(
+                    steps, biases, self.part_steps(owner, biases, spec.bias, defaults, where, path)
+                )
+            return steps
+        steps = self.norm_stat_steps(m, path)
+        bias_spec = spec.bias if spec.bias is not None else InitSpec("zeros")
+        for t in _weight_first(tensors, m):
+            if (id(t[0]), t[1]) in overridden:
+                steps.append(Step(t[0], t[1], t[3], None, False, ""))
+                continue
+            rule = bias_spec if is_bias_name(t[2]) else spec
+            steps += self.part_steps(owner, [t], rule, defaults, where, path)
+        return steps
+
+    def declared_param(
+        self, owner: nn.Module, name: str, path: str, spec: InitSpec, where: str
+    ) -> None:
+        if spec.scheme == "default":
+            raise PlanError(
+                f"{where} is a bare nn.Parameter, which has no PyTorch default algorithm; "
+                f'declare a scheme, e.g. @seeded_init(scheme="normal", std=0.02)'
+            )
+        if spec.params or spec.bias is not None:
+            raise PlanError(f"{where} is a single parameter; bias= and params= apply to layers")
+        steps = self.part_steps(owner, [(owner, name, name, path)], spec, list, where, path)
+        seed, explicit = (
+            (spec.seed, True)
+            if spec.seed is not None
+            else (derive_seed(self.root_seed, path), False)
+        )
+        self.add_unit(
+            Unit(
+                path,
+                seed,
+                explicit,
+                spec.share_seed,
+                where,
+                spec.scheme_name,
+                steps,
+                _fallible(steps),
+            )
+        )
+
+    def visit_nested(self, m: nn.Module, path: str) -> None:
+        """Mark a declared subtree as seen; nested SeededModules in it get their own visit."""
+        for name, child in m._modules.items():
+            if child is None:
+                continue
+            if isinstance(child, self.seeded_type):
+                self.visit(child, join(path, name))
+            elif id(child) not in self.seen:
+                self.seen.add(id(child))
+                self.visit_nested(child, join(path, name))
+
+    def unit_tensors(self, m: nn.Module, path: str) -> list[tuple[nn.Module, str, str, str]]:
+        """(module, attr, name relative to the unit, full path) of each parameter, in order."""
+        out: list[tuple[nn.Module, str, str, str]] = []
+        seen: set[int] = set()
+
+        def walk(mod: nn.Module, rel: str) -> None:
+            _refuse_parametrized(mod, join(path, rel))
+            for name, p in mod._parameters.items():
+                if p is not None and id(p) not in seen and not uninitialized(p):
+                    seen.add(id(p))
+                    out.append((mod, name, join(rel, name), join(path, join(rel, name))))
+            for name, child in mod._modules.items():
+                if child is not None and not isinstance(child, self.seeded_type):
+                    walk(child, join(rel, name))
+
+        walk(m, "")
+        return out
+
+    def norm_stat_steps(self, m: nn.Module, path: str) -> list[Step]:
+        """Running statistics of batch/instance norms in the subtree are reset by any scheme."""
+        from torch.nn.modules.batchnorm import _NormBase
+
+        out = []
+        for name, sub in m.named_modules():
+            if isinstance(sub, _NormBase) and not any(
+                uninitialized(b) for b in sub._buffers.values() if b is not None
+            ):
+                out += [
+                    s
+                    for s in default_handler(sub)(sub, join(path, name))[0]  # type: ignore[misc]
+                    if s.buffer
+                ]
+        return out
+
+    def part_steps(
+        self,
+        owner: nn.Module,
+        targets: list[tuple[nn.Module, str, str, str]],
+        spec: InitSpec,
+        defaults: Callable[[], list[Step]],
+        where: str,
+        unit_path: str,
+    ) -> list[Step]:
+        """Steps applying ``spec`` to each target tensor, in order.
+
+        ``owner`` is the SeededModule holding the declaration: number keywords given as
+        functions are called on it here.
+        """
+        out: list[Step] = []
+        kwargs = spec.kwargs
+        if isinstance(spec.scheme, str) and targets:
+            try:
+                kwargs = resolve_kwargs(spec.scheme, spec.kwargs, owner, where)
+            except DeclarationError as exc:
+                raise PlanError(str(exc)) from exc
+        for mod, attr, rel, full in targets:
+            if spec.scheme == "default":
+                mine = [s for s in defaults() if s.module is mod and s.attr == attr]
+                if not mine:
+                    raise PlanError(
+                        f"{where}: parameter {rel!r} has no PyTorch default that seeded-init "
+                        f"can replay on its own ({type(mod).__name__}); give it a scheme"
+                    )
+                out += mine
+                continue
+            tensor = mod._parameters[attr]
+            assert tensor is not None
+            if isinstance(spec.scheme, str):
+                problem = shape_problem(spec.scheme, kwargs, tuple(tensor.shape))
+                if problem is not None:
+                    if full == unit_path:  # a declared bare parameter
+                        fix = 'a scheme for its shape, e.g. scheme="normal" or "ones"'
+                    elif is_bias_name(rel):
+                        fix = 'bias="zeros" or bias="default"'
+                    else:
+                        fix = f'params={{{rel!r}: "ones"}} (or another scheme for it)'
+                    raise PlanError(
+                        f"{where} (layer {unit_path or 'root'!r}): parameter {rel!r} has shape "
+                        f"{tuple(tensor.shape)}, and scheme {spec.scheme!r} {problem}. Give it "
+                        f"its own rule: {fix}"
+                    )
+                fill = make_fill(spec.scheme, kwargs)
+                assert fill is not None
+                out.append(
+                    Step(
+                        mod,
+                        attr,
+                        full,
+                        fill,
+                        SCHEMES[spec.scheme].draws,
+                        rule_text(spec.scheme, kwargs),
+                    )
+                )
+            else:
+                out.append(Step(mod, attr, full, spec.scheme, True, spec.scheme_name, user=True))
+        return out
+
+    def resolve_part(
+        self,
+        m: nn.Module,
+        path: str,
+        key: str,
+        tensors: list[tuple[nn.Module, str, str, str]],
+        where: str,
+    ) -> tuple[list[tuple[nn.Module, str, str, str]], nn.Module | None]:
+        """The tensors a ``params=`` key names, and the sub-layer it names (None for a tensor)."""
+        exact = [t for t in tensors if t[2] == key]
+        if exact:
+            return exact, None
+        under = [t for t in tensors if t[2].startswith(key + ".")]
+        if under:
+            return under, m.get_submodule(key)
+        names = sorted({t[2] for t in tensors} | {n for n, _ in m.named_modules() if n})
+        raise PlanError(
+            f"{where}: params= names {key!r}, which is neither a parameter nor a sub-layer of "
+            f"{type(m).__name__} at {path!r}; known names: {names}"
+        )
+
+    def with_padding(self, steps: list[Step]) -> list[Step]:
+        """Embedding padding rows stay zero under every scheme."""
+        out = []
+        for s in steps:
+            mod = s.module
+            if (
+                s.attr == "weight"
+                and isinstance(mod, nn.Embedding | nn.EmbeddingBag)
+                and mod.padding_idx is not None
+                and s.fill is not None
+            ):
+                s = replace(s, zero_row=int(mod.padding_idx))
+            out.append(s)
+        return out
+
+    # -- ownership -----------------------------------------------------------------------------
+    def add_unit(self, unit: Unit) -> None:
+        self.plan.units.append(unit)
+
+
+def _refuse_parametrized(m: nn.Module, path: str) -> None:
+    """Writing a parametrization's originals would not give the declared effective weight."""
+    if not parametrize.is_parametrized(m):
+        return
+    table = m._modules["parametrizations"]
+    assert table is not None
+    kinds = {
+        name: [type(p).__name__ for p in plist.children()]
+        for name, plist in table._modules.items()
+        if plist is not None
+    }
+    raise PlanError(
+        f"{path or 'the model'} ({type(m).__name__}) has parametrizations {kinds}; seeded-init "
+        f"does not initialize through parametrizations yet. Remove it before the reset "
+        f"(torch.nn.utils.parametrize.remove_parametrizations) and register it again after"
+    )
+
+
+def _replace(
+    steps: list[Step], targets: list[tuple[nn.Module, str, str, str]], new: list[Step]
+) -> list[Step]:
+    """``steps`` with those writing ``targets`` replaced by ``new``, where the first one stood."""
+    keys = {(id(t[0]), t[1]) for t in targets}
+    out: list[Step] = []
+    placed = False
+    for s in steps:
+        if (id(s.module), s.attr) not in keys:
+            out.append(s)
+        elif not placed:
+            out += new
+            placed = True
+    return out if placed else out + new
+
+
+def _fallible(steps: list[Step]) -> bool:
+    return any(s.fallback is not None or s.user for s in steps)
+
+
+def _weight_first(
+    tensors: list[tuple[nn.Module, str, str, str]], m: nn.Module
+) -> list[tuple[nn.Module, str, str, str]]:
+    """The layer's own ``weight`` first, then its own ``bias``, then the rest in order."""
+
+    def rank(t: tuple[nn.Module, str, str, str]) -> int:
+        if t[0] is m and t[1] == "weight":
+            return 0
+        if t[0] is m and t[1] == "bias":
+            return 1
+        return 2
+
+    return sorted(tensors, key=rank)
