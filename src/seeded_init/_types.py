@@ -50,8 +50,9 @@ FanMode: TypeAlias = Literal["fan_in", "fan_out"]
 class InitFn(Protocol):
     """A user init function: fills ``tensor`` in place, drawing only from ``generator``.
 
-    The tensor is contiguous and has the parameter's shape, dtype and device; what the
-    function returns is ignored.
+    The tensor is a contiguous CPU tensor with the parameter's shape and dtype (the parameter
+    itself when it is one; else a buffer copied into it after); the generator is a CPU
+    generator. What the function returns is ignored.
     """
 
     def __call__(self, tensor: torch.Tensor, generator: torch.Generator, /) -> object: ...
