@@ -21,7 +21,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._defaults import default_handler
 from ._errors import ConstructionError, DeclarationError
-from ._execute import GLOBAL_RNG_LOCK, SavedRng
+from ._execute import GLOBAL_RNG_LOCK, SavedRng, write_steps
 
 if TYPE_CHECKING:
     from ._declare import DeclaredLayer
@@ -30,10 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["begin", "build_missing", "end", "under_construction"]
 
 # Random in-place fills that layer constructors run on their fresh parameters. During a
-# SeededModule's construction they are skipped for the parameters of layer types whose whole
-# init seeded-init replays (see _defaults): the reset at the end writes every one of those.
-# A layer of another type may initialize in __init__ what its reset_parameters() never
-# touches, so its fills run (on the global RNG, which construction restores).
+# SeededModule's construction they become zero fills for the parameters of layer types whose
+# whole init seeded-init replays (see _defaults): the reset at the end writes every one of
+# those, and a layer built but left out of the model is initialized at the end too. A layer
+# of another type may initialize in __init__ what its reset_parameters() never touches, so
+# its fills run (on the global RNG, which construction restores).
 _SKIPPED: frozenset[object] = frozenset(
     {
         nn.init.uniform_,
@@ -62,9 +63,11 @@ class _SkipFreshInit(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _SKIPPED:
             target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
-            ref = _state.replayed.get(id(target))
-            if ref is not None and ref() is target:
-                return target
+            refs = _state.replayed.get(id(target))
+            param = None if refs is None else refs[0]()
+            if param is not None and id(param) == id(target):
+                with torch.no_grad():
+                    return param.zero_()
         return func(*args, **kwargs)
 
 
@@ -72,7 +75,7 @@ def _on_parameter_registered(module: nn.Module, name: str, param: nn.Parameter |
     """Note the parameters of replayed layer types registered during a construction."""
     st = _state
     if st.outermost is not None and param is not None and default_handler(module) is not None:
-        st.replayed[id(param)] = weakref.ref(param)
+        st.replayed[id(param)] = (weakref.ref(param), weakref.ref(module))
 
 
 register_module_parameter_registration_hook(_on_parameter_registered)
@@ -86,7 +89,7 @@ class _State(threading.local):
         self.made: list[SeededModule] = []
         self.mode: _SkipFreshInit | None = None
         self.rng: SavedRng | None = None
-        self.replayed: dict[int, weakref.ref[nn.Parameter]] = {}
+        self.replayed: dict[int, tuple[weakref.ref[nn.Parameter], weakref.ref[nn.Module]]] = {}
 
 
 _state = _State()
@@ -141,9 +144,8 @@ def end(m: SeededModule, ok: bool) -> None:
 
 def _finish_outermost(ok: bool) -> None:
     st = _state
-    made, rng, mode = st.made, st.rng, st.mode
-    st.outermost, st.made, st.rng, st.mode = None, [], None, None
-    st.replayed = {}
+    made, rng, mode, replayed = st.made, st.rng, st.mode, st.replayed
+    st.outermost, st.made, st.rng, st.mode, st.replayed = None, [], None, None, {}
     assert mode is not None and rng is not None
     mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
     try:
@@ -153,9 +155,31 @@ def _finish_outermost(ok: bool) -> None:
                 if id(m) not in covered:
                     m._seeded_reset(construction=True)
                     covered.update(id(x) for x in m.modules())
+            _initialize_left_out(replayed, covered)
     finally:
         with GLOBAL_RNG_LOCK:
             rng.restore()
+
+
+def _initialize_left_out(
+    replayed: dict[int, tuple[weakref.ref[nn.Parameter], weakref.ref[nn.Module]]],
+    covered: set[int],
+) -> None:
+    """Layers built during the construction but outside every model (a plain list, a
+    temporary) get PyTorch's init as PyTorch would have drawn it: from the global RNG."""
+    left_out: dict[int, nn.Module] = {}
+    for param_ref, module_ref in replayed.values():
+        module = module_ref()
+        if param_ref() is not None and module is not None and id(module) not in covered:
+            left_out[id(module)] = module
+    if not left_out:
+        return
+    g = torch.Generator()
+    g.set_state(torch.default_generator.get_state())
+    for module in left_out.values():
+        handler = default_handler(module)
+        if handler is not None and not any(p.is_meta for p in module.parameters()):
+            write_steps(handler(module, "")[0], g)
 
 
 def _build_declared(m: SeededModule) -> None:

@@ -26,12 +26,17 @@ __all__ = ["Builder"]
 
 
 class Builder:
-    def __init__(self, root: nn.Module, root_seed: int) -> None:
+    def __init__(
+        self, root: nn.Module, root_seed: int, seeds: dict[str, int] | None = None
+    ) -> None:
         from ._module import SeededModule
 
         self.seeded_type = SeededModule
-        self.root_seed = root_seed
         self.plan = Plan(root, root_seed, [])
+        # Root seeds by path: the root's, and those of nested SeededModules that were given one
+        # (a per-call seed in ``seeds`` overrides a module's own).
+        self.seeds = {"": root_seed}
+        self.call_seeds = seeds or {}
         self.seen: set[int] = set()
         self.visit(root, "")
 
@@ -42,13 +47,35 @@ class Builder:
         self.seen.add(id(m))
         if isinstance(m, self.seeded_type):
             self.visit_seeded(m, path)
+        elif default_handler(m) is None and module_reset(m) is not None:
+            self.third_party_unit(m, path)
         else:
             claimed = self.plain_unit(m, path)
             for name, child in m._modules.items():
                 if child is not None and name not in claimed:
                     self.visit(child, join(path, name))
 
+    def third_party_unit(self, m: nn.Module, path: str) -> None:
+        """A layer type seeded-init does not know, with its own reset_parameters(): as in its
+        constructor, its children draw first, then its reset runs (and may overwrite them),
+        all from one generator seeded by its path."""
+        self.visit_nested(m, path)
+        steps = self.subtree_default(m, path, top=True)
+        if steps:
+            seed = self.derive(path)
+            self.add_unit(Unit(path, seed, False, False, None, "default", steps, _fallible(steps)))
+
+    def derive(self, path: str) -> int:
+        """The derived seed of ``path``: from the nearest enclosing root seed and the path
+        relative to the module that holds it."""
+        base = max((p for p in self.seeds if inside(path, p)), key=len)
+        return derive_seed(self.seeds[base], path[len(base) :].lstrip("."))
+
     def visit_seeded(self, m: SeededModule, path: str) -> None:
+        if path:
+            pinned = self.call_seeds.get(path, m.__dict__.get("_seeded_root_seed"))
+            if pinned is not None:
+                self.seeds[path] = pinned
         table: dict[str, DeclaredLayer[SeededModule, nn.Module | nn.Parameter]]
         table = type(m)._seeded_table  # type: ignore[assignment]
         for name, decl in table.items():
@@ -96,7 +123,7 @@ class Builder:
             self.add_unit(
                 Unit(
                     path,
-                    derive_seed(self.root_seed, path),
+                    self.derive(path),
                     False,
                     False,
                     None,
@@ -133,9 +160,12 @@ class Builder:
                     f"reset_parameters()"
                 )
             return steps, claimed
-        if not own:
+        seeded = isinstance(m, self.seeded_type)
+        if not own and (seeded or not _holds_parameters(m)):
             return [], frozenset()
-        reset = module_reset(m, after=self.seeded_type if isinstance(m, self.seeded_type) else None)
+        reset = module_reset(m, after=self.seeded_type if seeded else None)
+        if reset is None and not own:
+            return [], frozenset()  # a container: its children are initialized on their own
         if reset is None:
             if isinstance(m, self.seeded_type):
                 raise PlanError(
@@ -218,11 +248,7 @@ class Builder:
                     )
                 )
         steps = self.with_padding(steps)
-        seed, explicit = (
-            (spec.seed, True)
-            if spec.seed is not None
-            else (derive_seed(self.root_seed, path), False)
-        )
+        seed, explicit = (spec.seed, True) if spec.seed is not None else (self.derive(path), False)
         self.add_unit(
             Unit(
                 path,
@@ -284,11 +310,7 @@ class Builder:
         if spec.params or spec.bias is not None:
             raise PlanError(f"{where} is a single parameter; bias= and params= apply to layers")
         steps = self.part_steps(owner, [(owner, name, name, path)], spec, list, where, path)
-        seed, explicit = (
-            (spec.seed, True)
-            if spec.seed is not None
-            else (derive_seed(self.root_seed, path), False)
-        )
+        seed, explicit = (spec.seed, True) if spec.seed is not None else (self.derive(path), False)
         self.add_unit(
             Unit(
                 path,
@@ -317,18 +339,20 @@ class Builder:
         """(module, attr, name relative to the unit, full path) of each parameter, in order."""
         out: list[tuple[nn.Module, str, str, str]] = []
         seen: set[int] = set()
-
-        def walk(mod: nn.Module, rel: str) -> None:
+        stack: list[tuple[nn.Module, str]] = [(m, "")]  # no recursive closure: no cycle to GC
+        while stack:
+            mod, rel = stack.pop()
             _refuse_parametrized(mod, join(path, rel))
             for name, p in mod._parameters.items():
                 if p is not None and id(p) not in seen and not uninitialized(p):
                     seen.add(id(p))
                     out.append((mod, name, join(rel, name), join(path, join(rel, name))))
-            for name, child in mod._modules.items():
-                if child is not None and not isinstance(child, self.seeded_type):
-                    walk(child, join(rel, name))
-
-        walk(m, "")
+            children = [
+                (child, join(rel, name))
+                for name, child in mod._modules.items()
+                if child is not None and not isinstance(child, self.seeded_type)
+            ]
+            stack.extend(reversed(children))  # keep registration order
         return out
 
     def norm_stat_steps(self, m: nn.Module, path: str) -> list[Step]:
@@ -483,6 +507,10 @@ def _replace(
             out += new
             placed = True
     return out if placed else out + new
+
+
+def _holds_parameters(m: nn.Module) -> bool:
+    return any(True for _ in m.parameters())
 
 
 def _fallible(steps: list[Step]) -> bool:

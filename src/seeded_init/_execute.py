@@ -20,7 +20,7 @@ from ._errors import PlanError
 from ._steps import Step
 from ._units import Plan, Unit
 
-__all__ = ["GLOBAL_RNG_LOCK", "SavedRng", "execute", "global_rng_restored"]
+__all__ = ["GLOBAL_RNG_LOCK", "SavedRng", "execute", "global_rng_restored", "write_steps"]
 
 #: Held while the global RNG is borrowed for a module whose own reset knows no generator.
 GLOBAL_RNG_LOCK = threading.RLock()
@@ -95,9 +95,24 @@ def fallback_running() -> bool:
     return bool(_running.modules)
 
 
+def _takes_generator(fn: Callable[..., object], *args: object) -> bool:
+    try:
+        fn(*args, generator=torch.Generator())
+    except TypeError:
+        return False
+    return True
+
+
 _init = torch.nn.init
+# The *_like factories take generator= only in newer torch releases.
+_LIKE: list[object] = [
+    f for f in (torch.rand_like, torch.randn_like) if _takes_generator(f, torch.empty(0))
+]
+if _takes_generator(torch.randint_like, torch.empty(0), 2):
+    _LIKE.append(torch.randint_like)
 _RANDOM: frozenset[object] = frozenset(
     {
+        *_LIKE,
         _init.uniform_,
         _init.normal_,
         _init.trunc_normal_,
@@ -158,7 +173,11 @@ def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection) -> None:
         return
     # A module's own reset may write its children's tensors too: what this reset does not
     # select is put back afterwards.
-    keep = [(t, t.detach().clone()) for _, t in _written(step) if not chosen.holds(t)]
+    keep = [
+        (t, t.detach().clone())
+        for _, t in _written(step)
+        if not chosen.holds(t) or id(t) in step.foreign
+    ]
     _running.modules.add(id(m))
     try:
         # Random calls are given the layer's generator. A call that takes none (rare in an
@@ -204,6 +223,14 @@ class _Selection:
                 id(t) in self.tensors for _, t in _written(step)
             )
         return id(step.tensor()) in self.tensors
+
+
+def write_steps(steps: list[Step], g: torch.Generator) -> None:
+    """Carry out built-in fill steps in order on ``g`` (for layers outside any plan)."""
+    for step in steps:
+        t = step.tensor()
+        if step.fallback is None and step.fill is not None and t is not None and t.numel():
+            _write(step, t, g)
 
 
 def _run_unit(unit: Unit, chosen_steps: _Selection) -> None:

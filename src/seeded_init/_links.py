@@ -28,7 +28,9 @@ def lookup(root: nn.Module, path: str) -> nn.Module | None:
 
 
 class Link:
-    """Where a module sits in the tree that initialized it last: (root, path), held weakly.
+    """Where a module sits in the model that holds it: (root, path), held weakly, stored on the
+    module as ``_seeded_link``. Models link every module of their tree, and modules attached
+    later (``module_registration_hook``); a module moved within the tree is found again.
 
     A copy (``copy.deepcopy``, pickle) keeps the module but not the root: a copied layer may
     have left its model, and a copied model links its layers again as it is rebuilt
@@ -46,12 +48,18 @@ class Link:
         return None if self._module is None else self._module()
 
     def resolve(self) -> nn.Module | None:
-        """The root, if it is alive and still holds the module at the same path."""
+        """The root, if it is alive and still holds the module (its path updated if moved)."""
         root = None if self._root is None else self._root()
         module = self.module()
         if root is None or module is None or root is module:
             return None
-        return root if lookup(root, self.path) is module else None
+        if lookup(root, self.path) is module:
+            return root
+        for path, m in root.named_modules():
+            if m is module:
+                self.path = path
+                return root
+        return None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Link:
         return type(self)(None, self.path, copy.deepcopy(self.module(), memo))
@@ -60,39 +68,61 @@ class Link:
         return (type(self), (None, self.path, self.module()))
 
 
-class SubtreeReset(Link):
-    """Installed as a layer's ``reset_parameters``: re-draws just that layer, from the root's
-    plan, so ``for m in model.modules(): m.reset_parameters()`` reproduces ``model``'s reset.
-    Once the layer has left that tree, it runs the layer class's own method again."""
+class SubtreeReset:
+    """Installed as a layer's ``reset_parameters``: re-draws just that layer, from the plan of
+    the model its ``_seeded_link`` names, so ``for m in model.modules(): m.reset_parameters()``
+    reproduces ``model``'s reset. Once the layer has left that model, it runs the layer class's
+    own method again."""
 
-    __slots__ = ()
+    __slots__ = ("_module",)
+
+    def __init__(self, module: nn.Module) -> None:
+        self._module = weakref.ref(module)
 
     def __call__(self) -> None:
-        module = self.module()
+        module = self._module()
         if module is None:
             return
-        root = self.resolve()
+        link = module.__dict__.get("_seeded_link")
+        root = link.resolve() if isinstance(link, Link) else None
         reset = getattr(root, "_seeded_reset", None)
-        if root is None or reset is None or under_construction(root) or fallback_running():
+        if (
+            not isinstance(link, Link)
+            or root is None
+            or reset is None
+            or under_construction(root)
+            or fallback_running()
+        ):
             own = module_reset(module)
             if own is not None:
                 own(module)
             return
-        reset(within=self.path)
+        reset(within=link.path)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SubtreeReset:
+        module = self._module()
+        assert module is not None  # the hook lives in its module's __dict__
+        return type(self)(copy.deepcopy(module, memo))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._module(),))
 
 
 class Tie:
     """One tensor held under a second name (a head sharing the embedding's weight).
 
     ``module.to_empty()`` replaces parameters one by one and so unties them; a reset ties them
-    again. It leaves alone a tie the user undid by assigning a new parameter to one side.
+    again. It leaves alone a tie the user undid by assigning a new parameter to one side. The
+    shared parameter is remembered by id only: a reference would stop
+    ``torch.utils.swap_tensors`` (used by ``module.to()`` and ``load_state_dict`` when
+    ``torch.__future__`` asks for swapping).
     """
 
-    __slots__ = ("alias", "owner", "shared")
+    __slots__ = ("alias", "owner", "shared_id")
 
-    def __init__(self, owner: str, alias: str, shared: nn.Parameter) -> None:
+    def __init__(self, owner: str, alias: str, shared_id: int) -> None:
         self.owner, self.alias = owner, alias  # "module path:attr"
-        self.shared = weakref.ref(shared)
+        self.shared_id = shared_id
 
     def restore(self, root: nn.Module) -> None:
         owner_mod, owner_attr = _resolve(root, self.owner)
@@ -102,17 +132,8 @@ class Tie:
         kept, other = owner_mod._parameters.get(owner_attr), alias_mod._parameters.get(alias_attr)
         if kept is None or other is None or kept is other or kept.shape != other.shape:
             return
-        shared = self.shared()
-        if shared is not kept and shared is not other:  # both replaced: to_empty or _apply
+        if self.shared_id not in (id(kept), id(other)):  # both replaced: to_empty or a copy
             alias_mod._parameters[alias_attr] = kept
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Tie:
-        shared = self.shared()
-        assert shared is not None
-        return type(self)(self.owner, self.alias, copy.deepcopy(shared, memo))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.owner, self.alias, self.shared()))
 
 
 def _resolve(root: nn.Module, where: str) -> tuple[nn.Module | None, str]:
@@ -130,7 +151,7 @@ def find_ties(root: nn.Module) -> list[Tie]:
                 continue
             here = f"{path}:{attr}"
             if id(p) in first:
-                ties.append(Tie(first[id(p)], here, p))
+                ties.append(Tie(first[id(p)], here, id(p)))
             else:
                 first[id(p)] = here
     return ties

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from torch import Tensor, nn
+from torch import nn
+from torch.nn.modules.module import register_module_module_registration_hook
 
 from ._build import under_construction
 from ._classes import prepare_class, wraps_construction
@@ -42,16 +43,17 @@ class SeededModule(nn.Module):
     @wraps_construction
     def __init__(self, *args: Any, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        root = (
-            DEFAULT_ROOT_SEED
-            if seed is None
-            else check_seed(seed, f"{type(self).__qualname__}(seed=...)")
-        )
-        self.__dict__["_seeded_root_seed"] = root
+        if seed is not None:
+            self.root_seed = seed
 
     @property
     def root_seed(self) -> int:
-        """The seed that derived layer seeds come from; settable. Default 0."""
+        """The seed that derived layer seeds come from; settable. Default 0.
+
+        A SeededModule given a root seed (here or by ``seed=`` in its constructor) derives its
+        layers' seeds from it and their path within it, also when it is nested in a model;
+        one given none takes them from the model it is part of.
+        """
         return int(self.__dict__.get("_seeded_root_seed", DEFAULT_ROOT_SEED))
 
     @root_seed.setter
@@ -84,8 +86,7 @@ class SeededModule(nn.Module):
         if seed is not None:
             check_seed(seed, f"{type(self).__qualname__}.init_plan: seed=")
         root, prefix = self._seeded_root()
-        plan = build_plan(root, seed if seed is not None else root.root_seed)
-        return plan.records(within=prefix)
+        return build_plan(*root._seeded_seeds(prefix, seed)).records(within=prefix)
 
     def _seeded_root(self) -> tuple[SeededModule, str]:
         """The outermost SeededModule whose last reset covered this one, and our path in it."""
@@ -106,10 +107,20 @@ class SeededModule(nn.Module):
             root, prefix = self._seeded_root()
         for tie in root.__dict__.get("_seeded_ties", ()):
             tie.restore(root)
-        plan = build_plan(root, seed if seed is not None else root.root_seed)
+        plan = build_plan(*root._seeded_seeds(prefix, seed))
         execute(plan, join(prefix, within), construction)
         root._seeded_link_tree(root, "")
         root.__dict__["_seeded_ties"] = find_ties(root)
+
+    def _seeded_seeds(
+        self, prefix: str, seed: int | None
+    ) -> tuple[SeededModule, int, dict[str, int]]:
+        """build_plan's arguments for a reset of the part at ``prefix`` with a per-call seed."""
+        if seed is None:
+            return self, self.root_seed, {}
+        if not prefix:
+            return self, seed, {}
+        return self, self.root_seed, {prefix: seed}
 
     def _seeded_link_tree(self, top: nn.Module, path: str) -> None:
         """Link ``top`` (at ``path`` in this root's tree) and everything under it to this root:
@@ -117,37 +128,27 @@ class SeededModule(nn.Module):
         for sub_path, m in top.named_modules(prefix=path):
             if m is self:
                 continue
-            if isinstance(m, SeededModule):
-                m.__dict__["_seeded_link"] = Link(self, sub_path, m)
-            elif (
-                any(p is not None for p in m._parameters.values())
-                or module_reset(m) is not None
-                or default_handler(m) is not None
+            m.__dict__["_seeded_link"] = Link(self, sub_path, m)
+            if (
+                not isinstance(m, SeededModule)
+                and not isinstance(m.__dict__.get("reset_parameters"), SubtreeReset)
+                and (
+                    any(p is not None for p in m._parameters.values())
+                    or module_reset(m) is not None
+                    or default_handler(m) is not None
+                )
             ):
-                m.__dict__["reset_parameters"] = SubtreeReset(self, sub_path, m)
-
-    def __setattr__(self, name: str, value: Tensor | nn.Module) -> None:
-        super().__setattr__(name, value)
-        # A layer attached to a built model resets as part of it from now on.
-        if (
-            isinstance(value, nn.Module)
-            and "_seeded_root_seed" in self.__dict__
-            and not under_construction(self)
-        ):
-            root, prefix = self._seeded_root()
-            root._seeded_link_tree(value, join(prefix, name))
-
-    def __getstate__(self) -> dict[str, Any]:
-        state: dict[str, Any] = super().__getstate__()  # type: ignore[no-untyped-call]
-        state.pop("_seeded_ties", None)  # recomputed from the copy's own parameters
-        return state
+                m.__dict__["reset_parameters"] = SubtreeReset(m)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A copy (deepcopy, pickle, torch.load) links its layers to itself; an outer copy,
         # rebuilt after its children, links them to itself in turn.
         super().__setstate__(state)  # type: ignore[no-untyped-call]
         self._seeded_link_tree(self, "")
-        self.__dict__["_seeded_ties"] = find_ties(self)
+        ties = {(t.owner, t.alias): t for t in state.get("_seeded_ties", ())}
+        for tie in find_ties(self):
+            ties.setdefault((tie.owner, tie.alias), tie)
+        self.__dict__["_seeded_ties"] = list(ties.values())
 
 
 def declarations(model: type[SeededModule] | SeededModule) -> Mapping[str, Declaration]:
@@ -160,3 +161,25 @@ def declarations(model: type[SeededModule] | SeededModule) -> Mapping[str, Decla
     if not issubclass(cls, SeededModule):
         raise TypeError(f"declarations() takes a SeededModule class or instance, not {cls!r}")
     return MappingProxyType({n: d.declaration() for n, d in cls._seeded_table.items()})
+
+
+def _on_module_registered(parent: nn.Module, name: str, child: nn.Module | None) -> None:
+    """A module attached to a built model (by setattr, add_module, a container's append...)
+    resets as part of it from then on."""
+    if child is None or under_construction(parent):
+        return
+    if isinstance(parent, SeededModule):
+        if "_modules" not in parent.__dict__:
+            return  # parent not initialized yet
+        root, prefix = parent._seeded_root()
+    else:
+        link = parent.__dict__.get("_seeded_link")
+        outer = link.resolve() if isinstance(link, Link) else None
+        if not isinstance(outer, SeededModule) or link is None:
+            return
+        root, above = outer._seeded_root()
+        prefix = join(above, link.path)
+    root._seeded_link_tree(child, join(prefix, name))
+
+
+register_module_module_registration_hook(_on_module_registered)

@@ -11,6 +11,8 @@ Invariants, in plain words:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -23,19 +25,23 @@ __all__ = ["build_plan"]
 
 
 def _resolve_ownership(plan: Plan) -> None:
-    """Give each tensor to one unit (see the module docstring); raise on two declarations."""
+    """Give each tensor to one unit (see the module docstring); raise on two declarations.
+
+    A module's own reset cannot be split per tensor: it runs whole, and the tensors in its
+    subtree that belong to another unit are put back after it (``Step.foreign``).
+    """
     owner: dict[int, tuple[Unit, str]] = {}
     for unit in sorted(plan.units, key=lambda u: u.declared_by is None):
         kept: list[Step] = []
         for step in unit.steps:
-            mine = True
+            mine, foreign = True, set()
             for path, tensor in step_tensors(step):
                 prev = owner.get(id(tensor))
                 if prev is None or prev[0] is unit:
                     owner[id(tensor)] = (unit, path)
                     continue
                 other, other_path = prev
-                if unit.declared_by is not None:
+                if unit.declared_by is not None and step.fallback is None:
                     raise PlanError(
                         f"{other_path!r} and {path!r} are one tied tensor, declared twice: by "
                         f"{other.declared_by} ({other.scheme}) and by {unit.declared_by} "
@@ -43,7 +49,10 @@ def _resolve_ownership(plan: Plan) -> None:
                         f"owns the weight) and leave the other undeclared"
                     )
                 mine = False
-            if mine:
+                foreign.add(id(tensor))
+            if step.fallback is not None:
+                kept.append(replace(step, foreign=frozenset(foreign)) if foreign else step)
+            elif mine:
                 kept.append(step)
         unit.steps = kept
     plan.units = [u for u in plan.units if u.steps]
@@ -62,6 +71,9 @@ def _check_seeds(plan: Plan) -> None:
                 f"correlated values. Remove seed= to derive each layer's seed from its path, or "
                 f"write share_seed=True in both declarations to share it on purpose"
             )
+
+
+_DRAWABLE = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 
 
 def _check_tensors(plan: Plan) -> None:
@@ -83,11 +95,22 @@ def _check_tensors(plan: Plan) -> None:
             if t is None or step.fill is None:
                 continue
             where = f"{step.path!r} ({unit.declared_by or 'undeclared'})"
-            if step.draws and not t.is_floating_point():
+            if step.draws and t.dtype not in _DRAWABLE:
                 raise PlanError(
                     f"{where} has dtype {t.dtype}; rule {step.rule} draws random numbers, "
-                    f"which needs a floating-point tensor. Give it a deterministic rule "
-                    f"(zeros, ones, constant) or a floating dtype"
+                    f"which torch does for float16, bfloat16, float32 and float64 only. Give "
+                    f"it a deterministic rule (zeros, ones, constant) or one of those dtypes"
+                )
+            if any(stride == 0 and size > 1 for stride, size in zip(t.stride(), t.shape)):
+                raise PlanError(
+                    f"{where} is an expanded view (stride 0): its elements share memory and "
+                    f"cannot take distinct values; give the layer a parameter of its own, e.g. "
+                    f"nn.Parameter(tensor.clone())"
+                )
+            if step.zero_row is not None and not 0 <= step.zero_row < t.shape[0]:
+                raise PlanError(
+                    f"{where}: padding_idx {step.zero_row} is outside the {t.shape[0]} rows of "
+                    f"the embedding; set padding_idx to a row in [0, {t.shape[0]})"
                 )
             if t.is_inference() and not torch.is_inference_mode_enabled():
                 raise PlanError(
@@ -96,9 +119,9 @@ def _check_tensors(plan: Plan) -> None:
                 )
 
 
-def build_plan(root: nn.Module, root_seed: int) -> Plan:
+def build_plan(root: nn.Module, root_seed: int, seeds: dict[str, int] | None = None) -> Plan:
     """Traverse ``root``, resolve ownership and seeds, and validate; touches no tensor."""
-    plan = Builder(root, root_seed).plan
+    plan = Builder(root, root_seed, seeds).plan
     _resolve_ownership(plan)
     _check_seeds(plan)
     _check_tensors(plan)

@@ -221,7 +221,7 @@ def _orthogonal(gain: float) -> Fill:
             init.orthogonal_(t, gain, generator=g)
             return
         # QR has no half-precision kernel: draw the float32 matrix, then round it.
-        buf = torch.empty(tuple(t.shape), dtype=torch.float32)
+        buf = torch.empty(tuple(t.shape), dtype=torch.float32, device="cpu")
         init.orthogonal_(buf, gain, generator=g)
         with torch.no_grad():
             t.copy_(buf)

@@ -32,6 +32,7 @@ class Step:
     zero_row: int | None = None  # an Embedding padding row to zero after the fill
     fallback: Callable[[nn.Module], object] | None = None
     user: bool = False  # the fill is user code, which may raise
+    foreign: frozenset[int] = frozenset()  # ids of tensors a fallback must leave as they are
 
     def tensor(self) -> torch.Tensor | None:
         """The tensor this step writes, looked up now (``to_empty`` replaces parameters)."""

@@ -86,9 +86,8 @@ def step_tensors(step: Step) -> Iterator[tuple[str, torch.Tensor]]:
         if t is not None:
             yield step.path, t
         return
-    for name, t in step.module._parameters.items():
-        if t is not None:
-            yield join(step.path, name), t
+    for name, t in step.module.named_parameters():
+        yield join(step.path, name), t
 
 
 def module_reset(m: nn.Module, after: type | None = None) -> Callable[[nn.Module], object] | None:
