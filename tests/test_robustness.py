@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import pickle
 import threading
+import warnings
 from typing import Annotated, Any, Optional
 from typing import Annotated as Ann
 
@@ -22,7 +23,7 @@ from seeded_init import (
     seeded_init,
 )
 from tests import models_future
-from tests.helpers import assert_same, snapshot
+from tests.helpers import assert_same, declared, reference, snapshot
 
 
 class ResetsChildren(nn.Module):
@@ -272,16 +273,60 @@ class Partial(nn.Module):
         nn.init.xavier_uniform_(self.weight)
 
 
-def test_constructor_init_of_an_unknown_layer_is_not_skipped() -> None:
-    """A third-party layer's own constructor init runs (its reset may not cover it)."""
+def test_parameter_a_third_party_reset_leaves_unwritten_is_reported() -> None:
+    """A parameter only its constructor draws cannot be re-initialized: a PlanError names it
+    and the fix, which works."""
 
     class Host(SeededModule):
         def __init__(self) -> None:
             super().__init__()
             self.p = Partial()
 
-    scale = Host().p.scale
-    assert torch.isfinite(scale).all() and scale.abs().max() < 10
+    state = torch.get_rng_state()
+    with pytest.raises(PlanError, match=r"'p'.*Partial.*'scale'.*params="):
+        Host()
+    assert torch.equal(state, torch.get_rng_state())
+
+    class Fixed(SeededModule):
+        @seeded_init(params={"scale": "ones"})
+        def p(self) -> Partial:
+            return Partial()
+
+    m = Fixed()
+    assert torch.equal(m.p.scale, torch.ones(1000))
+    with torch.no_grad():
+        m.p.scale.fill_(3.0)
+    m.reset_parameters()
+    assert torch.equal(m.p.scale, torch.ones(1000))
+
+
+class Replaces(nn.Module):
+    """Its reset assigns a new Parameter instead of writing the existing one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(4))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.w = nn.Parameter(torch.randn(4))
+
+
+def test_reset_that_replaces_a_parameter_keeps_its_identity() -> None:
+    """The values are copied into the original Parameter; optimizers keep working."""
+
+    class Host(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.r = Replaces()
+
+    m = Host()
+    w = m.r.w
+    values = w.detach().clone()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    m.reset_parameters()
+    assert m.r.w is w and opt.param_groups[0]["params"][0] is w
+    assert torch.equal(w, values)
 
 
 class Block(SeededModule):
@@ -512,3 +557,343 @@ def test_caught_failure_of_an_inner_construction() -> None:
     m = Outer()
     assert torch.equal(state, torch.get_rng_state())
     assert isinstance(m.block, Fancy)
+
+
+class ZeroOut(nn.Module):
+    """A third-party attention whose own reset zero-inits its output projection."""
+
+    def __init__(self, gate: bool = False) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+        self.out = nn.Linear(8, 8)
+        self.gate = nn.Parameter(torch.empty(8)) if gate else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        if self.gate is not None:
+            nn.init.ones_(self.gate)
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_third_party_reset_that_initializes_children_wins(gate: bool) -> None:
+    """Its reset runs after its children draw (as in its constructor), also without
+    parameters of its own; part resets agree; it equals manual_seed(s); ZeroOut()."""
+
+    class Host(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = ZeroOut(gate)
+
+    m = Host()
+    assert not m.attn.out.weight.any() and m.attn.qkv.weight.any()
+    want = snapshot(m)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.fill_(2.0)
+    m.attn.out.reset_parameters()
+    m.attn.qkv.reset_parameters()
+    if gate:
+        m.attn.reset_parameters()
+    assert_same(snapshot(m), want)
+    from seeded_init import derive_seed
+
+    assert_same(
+        snapshot(m.attn), snapshot(reference(derive_seed(0, "attn"), lambda: ZeroOut(gate)))
+    )
+
+
+def test_layers_built_but_left_out_of_the_model_are_initialized() -> None:
+    """A layer kept in a plain list or set with object.__setattr__ is initialized as PyTorch
+    would (from the global RNG), not left uninitialized."""
+
+    class Keeps(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.heads = [nn.Linear(64, 64)]
+            object.__setattr__(self, "teacher", nn.Sequential(nn.Linear(64, 64)))
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        a = Keeps()
+        torch.manual_seed(0)
+        b = Keeps()
+    for m in (a, b):
+        w = m.heads[0].weight
+        assert torch.isfinite(w).all() and 0 < w.abs().max() <= 1 / 8
+    assert torch.equal(a.heads[0].weight, b.heads[0].weight)
+
+
+def test_parameters_read_inside_init_are_zeros_not_garbage() -> None:
+    """Reading a fresh layer's parameter inside __init__ gives zeros (its init comes later)."""
+
+    class Reads(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.register_buffer("snapshot_w", self.fc.weight.detach().clone())
+
+    m = Reads()
+    assert not m.get_buffer("snapshot_w").any() and m.fc.weight.any()
+
+
+class Stack(SeededModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(3, 3) for _ in range(2)])
+        self.plain = nn.Sequential(nn.Linear(3, 3))
+
+
+@pytest.mark.parametrize(
+    "attach",
+    ["append", "setitem", "add_module", "register_module", "nested_setattr", "del"],
+)
+def test_layers_attached_by_any_route_reset_as_part_of_the_model(attach: str) -> None:
+    """After append, item assignment, add_module, register_module, setattr on a plain child or
+    del, every part reset equals the model reset and leaves the global RNG alone."""
+    m = Stack()
+    new = nn.Linear(3, 3)
+    if attach == "append":
+        m.layers.append(new)
+    elif attach == "setitem":
+        m.layers[1] = new
+    elif attach == "add_module":
+        m.add_module("extra", new)
+    elif attach == "register_module":
+        m.register_module("extra", new)
+    elif attach == "nested_setattr":
+        m.plain.extra = new
+    else:
+        del m.layers[0]
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.fill_(5.0)
+    for mod in m.modules():
+        if mod is not m:
+            reset = getattr(mod, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    assert torch.equal(state, torch.get_rng_state())
+    parts = snapshot(m)
+    m.reset_parameters()
+    assert_same(snapshot(m), parts)
+
+
+class LikeDraws(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.empty(6))
+        self.b = nn.Parameter(torch.empty(6))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.a.copy_(torch.randn(6))
+            self.b.copy_(torch.randn_like(self.b))
+
+
+def test_like_factories_draw_from_the_layer_stream() -> None:
+    """torch.randn_like in a third-party reset draws from the layer's generator: equal to
+    PyTorch under manual_seed, and a and b differ."""
+    layer = declared(LikeDraws, seeded_init(seed=5))
+    assert not torch.equal(layer.get_parameter("a"), layer.get_parameter("b"))
+    assert_same(snapshot(layer), snapshot(reference(5, LikeDraws)))
+
+
+class TiedHead(SeededModule):
+    emb: Annotated[nn.Embedding, seeded_init(scheme="normal", std=0.02)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.head = nn.Linear(4, 10, bias=False)
+        self.head.weight = self.emb.weight
+
+
+def test_tied_model_works_with_swap_tensors() -> None:
+    """With torch.__future__ swapping parameters, .double() and load_state_dict work."""
+    previous = torch.__future__.get_swap_module_params_on_conversion()
+    torch.__future__.set_swap_module_params_on_conversion(True)
+    try:
+        m = TiedHead()
+        m.load_state_dict(TiedHead().state_dict())
+        m.double()
+        assert m.emb.weight.dtype == torch.float64
+    finally:
+        torch.__future__.set_swap_module_params_on_conversion(previous)
+
+
+def test_copy_of_an_untied_meta_model_is_tied_again_by_its_reset() -> None:
+    """meta -> to_empty -> deepcopy: the copy's reset ties it like the original's."""
+    with torch.device("meta"):
+        m = TiedHead()
+    m.to_empty(device="cpu")
+    c = copy.deepcopy(m)
+    c.reset_parameters()
+    m.reset_parameters()
+    assert c.head.weight is c.emb.weight and m.head.weight is m.emb.weight
+    assert torch.equal(c.emb.weight, m.emb.weight)
+
+
+def _poke(m: nn.Module) -> None:
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.is_floating_point():
+                p.fill_(0.25)
+
+
+@pytest.mark.parametrize("case", ["float8", "padding", "expanded"])
+def test_tensors_that_cannot_be_written_fail_before_any_write(case: str) -> None:
+    """float8 under a drawing rule, padding_idx past the last row, an expanded weight."""
+
+    class Two(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = nn.Linear(3, 3)
+            self.emb = nn.Embedding(5, 3)
+            self.last = nn.Linear(3, 3)
+
+    m = Two()
+    if case == "float8":
+        m.last.weight = nn.Parameter(torch.zeros(3, 3, dtype=torch.float8_e4m3fn))
+        match = "float8"
+    elif case == "padding":
+        m.emb.padding_idx = 7
+        match = "padding_idx 7"
+    else:
+        m.last.weight = nn.Parameter(torch.zeros(1, 3).expand(3, 3))
+        match = "stride 0"
+    _poke(m)
+    before = snapshot(m)
+    with pytest.raises(PlanError, match=match):
+        m.reset_parameters()
+    assert_same(snapshot(m), before)
+
+
+def test_half_precision_orthogonal_under_a_meta_context() -> None:
+    """orthogonal in bfloat16 allocates its float32 matrix on the CPU whatever the context."""
+
+    class Orth(SeededModule):
+        @seeded_init(scheme="orthogonal", seed=2)
+        def fc(self) -> nn.Linear:
+            return nn.Linear(4, 4, dtype=torch.bfloat16)
+
+    m = Orth()
+    want = snapshot(m)
+    _poke(m)
+    with torch.device("meta"):
+        m.reset_parameters()
+    assert_same(snapshot(m), want)
+
+
+def test_layer_with_meta_and_cpu_tensors_is_reported_at_construction() -> None:
+    """A declared layer built partly on meta: a PlanError, not a half-initialized layer."""
+
+    class Mixed(SeededModule):
+        @seeded_init(scheme="normal", std=0.02)
+        def s(self) -> nn.Sequential:
+            return nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16, device="meta"))
+
+    with pytest.raises(PlanError, match="both on the meta device and off it"):
+        Mixed()
+
+
+@pytest.mark.parametrize("declared_form", [False, True])
+def test_deprecated_hook_weight_norm_is_reported(declared_form: bool) -> None:
+    """torch.nn.utils.weight_norm (hook-based): an error naming the layer, declared or not."""
+    from torch.nn.utils import weight_norm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the hook-based weight_norm is deprecated
+        layer = weight_norm(nn.Linear(4, 4))
+
+    class Host(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            if not declared_form:
+                self.fc = layer
+
+    if declared_form:
+
+        class Declared(Host):
+            @seeded_init(scheme="kaiming_normal")
+            def fc(self) -> nn.Linear:
+                return layer
+
+        cls: type[SeededModule] = Declared
+    else:
+        cls = Host
+    with pytest.raises(PlanError, match=r"fc.*WeightNorm"):
+        cls()
+
+
+def test_torch_jit_script_compiles_a_seeded_module() -> None:
+    """torch.jit.script works on a SeededModule (root_seed is not compiled)."""
+
+    class Scripted(SeededModule):
+        @seeded_init(scheme="normal")
+        def fc(self) -> nn.Linear:
+            return nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y: torch.Tensor = self.fc(x)
+            return y
+
+    m = Scripted()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in 2.13
+        scripted = torch.jit.script(m)
+    assert torch.equal(scripted(torch.ones(1, 3)), m(torch.ones(1, 3)))
+
+
+def test_model_is_freed_without_the_cyclic_gc() -> None:
+    """No reference cycle holds a model after construction and resets."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        m = HostWC()
+        m.reset_parameters()
+        m.tp.other.reset_parameters()
+        ref = weakref.ref(m)
+        del m
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
+class Seeded(SeededModule):
+    @seeded_init(scheme="normal")
+    def fc(self) -> nn.Linear:
+        return nn.Linear(3, 3)
+
+
+def test_nested_module_given_a_root_seed_derives_from_it() -> None:
+    """Blocks built with seed=5 and seed=99 in one model differ; each equals a standalone
+    block with that seed; setting root_seed on a nested block takes effect."""
+
+    class Pair(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = Seeded(seed=5)
+            self.b = Seeded(seed=99)
+            self.c = Seeded()
+
+    m = Pair()
+    assert_same(snapshot(m.a), snapshot(Seeded(seed=5)))
+    assert_same(snapshot(m.b), snapshot(Seeded(seed=99)))
+    from seeded_init import derive_seed
+
+    assert torch.equal(
+        m.c.fc.weight,
+        torch.empty(3, 3).normal_(generator=torch.Generator().manual_seed(derive_seed(0, "c.fc"))),
+    )
+    m.b.root_seed = 5
+    m.b.reset_parameters()
+    assert_same(snapshot(m.b), snapshot(m.a))
+    m.c.reset_parameters(seed=5)  # a per-call seed on a part applies to that part
+    assert_same(snapshot(m.c), snapshot(m.a))

@@ -104,18 +104,16 @@ def _from_object(ann: object) -> tuple[object, list[object]] | None:
 
 
 def _from_string(text: str, scopes: Scopes, where: str) -> tuple[object, list[object]] | None:
+    """Like ``_from_object`` for a string annotation: ``Annotated[...]`` at the top, alone or
+    as a member of ``Optional[...]``, ``Union[...]`` or ``... | None``."""
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError:
         return None
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Subscript):
-            continue
-        try:
-            head = scopes.eval(node.value)
-        except Exception:
-            continue
-        if head not in _ANNOTATED:
+    if isinstance(tree, ast.Constant) and isinstance(tree.value, str):  # a quoted annotation
+        return _from_string(tree.value, scopes, where)
+    for node in _members(tree, scopes):
+        if not isinstance(node, ast.Subscript) or _head(node, scopes) not in _ANNOTATED:
             continue
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         metadata = []
@@ -134,3 +132,20 @@ def _from_string(text: str, scopes: Scopes, where: str) -> tuple[object, list[ob
             tp = None  # a type named only where it cannot be seen: no run-time type check
         return tp, metadata
     return None
+
+
+def _head(node: ast.Subscript, scopes: Scopes) -> object:
+    try:
+        return scopes.eval(node.value)
+    except Exception:
+        return None
+
+
+def _members(node: ast.expr, scopes: Scopes) -> list[ast.expr]:
+    """``node``, or the members of the union it spells."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _members(node.left, scopes) + _members(node.right, scopes)
+    if isinstance(node, ast.Subscript) and _head(node, scopes) in (typing.Optional, typing.Union):
+        inner = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        return [m for part in inner for m in _members(part, scopes)]
+    return [node]

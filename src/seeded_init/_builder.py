@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from ._declare import DeclaredLayer, InitSpec
 from ._defaults import default_handler
@@ -477,6 +479,18 @@ class Builder:
 
 def _refuse_parametrized(m: nn.Module, path: str) -> None:
     """Writing a parametrization's originals would not give the declared effective weight."""
+    old_style = [
+        type(hook).__name__
+        for hook in m._forward_pre_hooks.values()
+        if isinstance(hook, WeightNorm | SpectralNorm)
+    ]
+    if old_style:
+        raise PlanError(
+            f"{path or 'the model'} ({type(m).__name__}) uses the deprecated hook-based "
+            f"{old_style[0]} (torch.nn.utils.weight_norm / spectral_norm), whose weight is "
+            f"recomputed from other parameters; seeded-init cannot initialize it. Apply it "
+            f"after the reset, or remove it with torch.nn.utils.remove_weight_norm"
+        )
     if not parametrize.is_parametrized(m):
         return
     table = m._modules["parametrizations"]

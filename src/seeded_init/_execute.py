@@ -178,6 +178,21 @@ def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection) -> None:
         for _, t in _written(step)
         if not chosen.holds(t) or id(t) in step.foreign
     ]
+    # Its own parameters are poisoned first: one its reset leaves unwritten (or reads before
+    # writing) cannot be initialized reproducibly, and is reported instead of kept as is.
+    own = {
+        name: p
+        for name, p in m._parameters.items()
+        if p is not None
+        and p.is_floating_point()
+        and not p.is_meta
+        and chosen.holds(p)
+        and id(p) not in step.foreign
+        and id(p) not in step.exempt
+    }
+    with torch.no_grad():
+        for p in own.values():
+            p.fill_(float("nan"))
     _running.modules.add(id(m))
     try:
         # Random calls are given the layer's generator. A call that takes none (rare in an
@@ -192,6 +207,32 @@ def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection) -> None:
     with torch.no_grad():
         for t, old in keep:
             t.copy_(old)
+        _check_own_parameters(step, own)
+
+
+def _check_own_parameters(step: Step, own: dict[str, torch.nn.Parameter]) -> None:
+    """Put back parameter objects a reset replaced (keeping identity, optimizer references),
+    and refuse parameters it left unwritten."""
+    m = step.module
+    for name, p in own.items():
+        now = m._parameters.get(name)
+        if now is not p:
+            if now is None or now.shape != p.shape or now.dtype != p.dtype:
+                raise PlanError(
+                    f"{step.path!r}: {type(m).__qualname__}.reset_parameters() replaced the "
+                    f"parameter {name!r} by one of another shape or dtype; seeded-init keeps "
+                    f"parameter objects in place. Make it write into the existing parameter"
+                )
+            p.copy_(now)
+            m._parameters[name] = p
+        if torch.isnan(p).any():
+            raise PlanError(
+                f"{step.path!r}: {type(m).__qualname__}.reset_parameters() does not write its "
+                f"parameter {name!r} (or reads it before writing), so seeded-init cannot "
+                f"initialize it reproducibly. Declare the layer with a rule for it in its "
+                f'parent, e.g. @seeded_init(params={{"{name}": "ones"}}), or make '
+                f"reset_parameters() write it"
+            )
 
 
 class _Selection:
@@ -282,6 +323,12 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
     chosen = _Selection(plan.root, within)
     units = [u for u in plan.units if any(s in chosen for s in u.steps)]
     if construction:
+        mixed = [u for u in units if len({t.is_meta for _, t in _tensors(u)}) > 1]
+        if mixed:
+            raise PlanError(
+                f"layer {mixed[0].path!r} has tensors both on the meta device and off it; "
+                f"build each layer on one device (under one torch.device context)"
+            )
         units = [u for u in units if not any(t.is_meta for _, t in _tensors(u))]
     else:
         meta = [
@@ -306,11 +353,13 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
         with torch.no_grad():
             for t, old in saved:
                 t.copy_(old)
+        restored = "every tensor the reset would write was restored to its value before it"
+        if isinstance(exc, PlanError):
+            raise PlanError(f"{exc}; {restored}") from exc
         assert current is not None
         who = current.declared_by or type(current.steps[0].module).__qualname__
         raise PlanError(
-            f"initializing layer {current.path!r} ({who}) failed in user code: {exc!r}. Every "
-            f"tensor was restored to its value before the reset"
+            f"initializing layer {current.path!r} ({who}) failed in user code: {exc!r}; {restored}"
         ) from exc
     for unit in units:
         if not unit.fallible:

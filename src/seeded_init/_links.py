@@ -8,6 +8,7 @@ m.reset_parameters()`` gives the values ``model.reset_parameters()`` gives.
 from __future__ import annotations
 
 import copy
+import uuid
 import weakref
 from typing import Any
 
@@ -113,16 +114,16 @@ class Tie:
 
     ``module.to_empty()`` replaces parameters one by one and so unties them; a reset ties them
     again. It leaves alone a tie the user undid by assigning a new parameter to one side. The
-    shared parameter is remembered by id only: a reference would stop
-    ``torch.utils.swap_tensors`` (used by ``module.to()`` and ``load_state_dict`` when
-    ``torch.__future__`` asks for swapping).
+    shared parameter carries a token (``vars(param)["_seeded_tie"]``) rather than being
+    referenced: a reference would stop ``torch.utils.swap_tensors`` (``module.to()`` and
+    ``load_state_dict`` when ``torch.__future__`` asks for swapping), and an id can be reused.
     """
 
-    __slots__ = ("alias", "owner", "shared_id")
+    __slots__ = ("alias", "owner", "token")
 
-    def __init__(self, owner: str, alias: str, shared_id: int) -> None:
+    def __init__(self, owner: str, alias: str, token: int) -> None:
         self.owner, self.alias = owner, alias  # "module path:attr"
-        self.shared_id = shared_id
+        self.token = token
 
     def restore(self, root: nn.Module) -> None:
         owner_mod, owner_attr = _resolve(root, self.owner)
@@ -132,7 +133,8 @@ class Tie:
         kept, other = owner_mod._parameters.get(owner_attr), alias_mod._parameters.get(alias_attr)
         if kept is None or other is None or kept is other or kept.shape != other.shape:
             return
-        if self.shared_id not in (id(kept), id(other)):  # both replaced: to_empty or a copy
+        tokens = (vars(kept).get("_seeded_tie"), vars(other).get("_seeded_tie"))
+        if self.token not in tokens:  # both replaced: to_empty, or a copy of an untied model
             alias_mod._parameters[alias_attr] = kept
 
 
@@ -151,7 +153,8 @@ def find_ties(root: nn.Module) -> list[Tie]:
                 continue
             here = f"{path}:{attr}"
             if id(p) in first:
-                ties.append(Tie(first[id(p)], here, id(p)))
+                token = vars(p).setdefault("_seeded_tie", uuid.uuid4().int)
+                ties.append(Tie(first[id(p)], here, token))
             else:
                 first[id(p)] = here
     return ties

@@ -35,6 +35,7 @@ class SeededModule(nn.Module):
     """
 
     _seeded_table: ClassVar[Mapping[str, DeclaredLayer[Any, Any]]] = MappingProxyType({})
+    __jit_unused_properties__: ClassVar[list[str]] = ["root_seed"]  # for torch.jit.script
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

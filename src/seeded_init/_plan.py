@@ -54,8 +54,17 @@ def _resolve_ownership(plan: Plan) -> None:
                 kept.append(replace(step, foreign=frozenset(foreign)) if foreign else step)
             elif mine:
                 kept.append(step)
-        unit.steps = kept
+        unit.steps = _exempt(kept)
     plan.units = [u for u in plan.units if u.steps]
+
+
+def _exempt(steps: list[Step]) -> list[Step]:
+    """A module's own reset need not write what other steps of its unit write (a per-part
+    rule in ``params=``)."""
+    others = frozenset(
+        id(t) for s in steps if s.fallback is None for t in [s.tensor()] if t is not None
+    )
+    return [replace(s, exempt=others) if s.fallback is not None and others else s for s in steps]
 
 
 def _check_seeds(plan: Plan) -> None:
@@ -101,7 +110,9 @@ def _check_tensors(plan: Plan) -> None:
                     f"which torch does for float16, bfloat16, float32 and float64 only. Give "
                     f"it a deterministic rule (zeros, ones, constant) or one of those dtypes"
                 )
-            if any(stride == 0 and size > 1 for stride, size in zip(t.stride(), t.shape)):
+            if any(
+                stride == 0 and size > 1 for stride, size in zip(t.stride(), t.shape, strict=True)
+            ):
                 raise PlanError(
                     f"{where} is an expanded view (stride 0): its elements share memory and "
                     f"cannot take distinct values; give the layer a parameter of its own, e.g. "

@@ -33,6 +33,7 @@ class Step:
     fallback: Callable[[nn.Module], object] | None = None
     user: bool = False  # the fill is user code, which may raise
     foreign: frozenset[int] = frozenset()  # ids of tensors a fallback must leave as they are
+    exempt: frozenset[int] = frozenset()  # ids of its module's tensors other steps write
 
     def tensor(self) -> torch.Tensor | None:
         """The tensor this step writes, looked up now (``to_empty`` replaces parameters)."""
