@@ -45,6 +45,9 @@ class Link:
         self._module = None if module is None else weakref.ref(module)
         self.path = path
 
+    def points_to(self, root: nn.Module, path: str) -> bool:
+        return self._root is not None and self._root() is root and self.path == path
+
     def module(self) -> nn.Module | None:
         return None if self._module is None else self._module()
 

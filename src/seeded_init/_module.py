@@ -129,7 +129,9 @@ class SeededModule(nn.Module):
         for sub_path, m in top.named_modules(prefix=path):
             if m is self:
                 continue
-            m.__dict__["_seeded_link"] = Link(self, sub_path, m)
+            link = m.__dict__.get("_seeded_link")
+            if not (isinstance(link, Link) and link.points_to(self, sub_path)):
+                m.__dict__["_seeded_link"] = Link(self, sub_path, m)
             if (
                 not isinstance(m, SeededModule)
                 and not isinstance(m.__dict__.get("reset_parameters"), SubtreeReset)
