@@ -488,3 +488,29 @@ def test_bare_parameter_under_default_is_refused() -> None:
 
     with pytest.raises(PlanError, match="no PyTorch default"):
         Bad()
+
+
+def test_bad_annotated_marker_is_not_confused_with_a_good_one() -> None:
+    """typing caches Annotated[...] by its metadata: a bad marker must not compare equal to a
+    good one, in either order."""
+
+    class Good(SeededModule):
+        head: Annotated[nn.Linear, seeded_init()]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(2, 2)
+
+    with pytest.raises(DeclarationError, match=r"Bad\.head: seed= got -3"):
+
+        class Bad(SeededModule):
+            head: Annotated[nn.Linear, seeded_init(scheme="normal", seed=-3)]
+
+    class GoodAgain(SeededModule):
+        head: Annotated[nn.Linear, seeded_init(scheme="normal")]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(2, 2)
+
+    assert Good().head.weight.shape == GoodAgain().head.weight.shape

@@ -23,7 +23,7 @@ from seeded_init import (
     seeded_init,
 )
 from tests import models_future
-from tests.helpers import assert_same, declared, reference, snapshot
+from tests.helpers import assert_same, declared, nn_init, reference, snapshot
 
 
 class ResetsChildren(nn.Module):
@@ -897,3 +897,255 @@ def test_nested_module_given_a_root_seed_derives_from_it() -> None:
     assert_same(snapshot(m.b), snapshot(m.a))
     m.c.reset_parameters(seed=5)  # a per-call seed on a part applies to that part
     assert_same(snapshot(m.c), snapshot(m.a))
+
+
+class Proj(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(3, 4))
+        self.reset_parameters()
+
+    def reset_parameters(self, std: float = 1.0) -> None:
+        nn.init.normal_(self.w, std=std)
+
+
+class CallsWithArgs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = Proj()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.proj.reset_parameters(0.02)
+
+
+def test_layer_reset_called_with_arguments_runs_its_own_method() -> None:
+    """A composite's reset calling proj.reset_parameters(0.02) works, before and after the
+    model links its layers; a direct call with arguments is the layer's own method."""
+
+    class Host(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.b = CallsWithArgs()
+
+    m = Host()
+    first = snapshot(m)
+    assert m.b.proj.w.std() < 0.05
+    m.reset_parameters()
+    assert_same(snapshot(m), first)
+    with torch.random.fork_rng(devices=[]):
+        m.b.proj.reset_parameters(std=0.5)
+    assert 0.2 < m.b.proj.w.std() < 1.0
+
+
+class LayerScale(nn.Module):
+    """No reset_parameters at all."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.empty(d))
+
+
+class TimmBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.ls = LayerScale(4)
+
+
+def test_params_rule_gives_a_layer_without_reset_its_init() -> None:
+    """params= fixes a layer that has no reset_parameters(), alone or inside a block, while
+    the other layers keep PyTorch's default."""
+
+    class Host(SeededModule):
+        @seeded_init(params={"gamma": "ones"})
+        def ls(self) -> LayerScale:
+            return LayerScale(4)
+
+        @seeded_init(params={"ls.gamma": seeded_init(scheme="constant", val=1e-5)})
+        def block(self) -> TimmBlock:
+            return TimmBlock()
+
+    m = Host()
+    assert torch.equal(m.ls.gamma, torch.ones(4))
+    assert torch.equal(m.block.ls.gamma, torch.full((4,), 1e-5))
+    assert m.block.fc.weight.abs().max() <= 0.5 and m.block.fc.weight.any()
+
+    class Unfixed(SeededModule):
+        @seeded_init()
+        def block(self) -> TimmBlock:
+            return TimmBlock()
+
+    with pytest.raises(PlanError, match=r"Unfixed\.block.*gamma.*params=\{\"ls\.gamma\""):
+        Unfixed()
+
+
+class PartialWS(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(3))
+        self.scale = nn.Parameter(torch.empty(3))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.w)
+
+
+def test_params_rule_with_its_own_seed_on_a_layer_with_its_own_reset() -> None:
+    """A seeded params= rule for a parameter the layer's reset leaves alone works."""
+
+    class Host(SeededModule):
+        @seeded_init(params={"scale": seeded_init(scheme="uniform", seed=9)})
+        def p(self) -> PartialWS:
+            return PartialWS()
+
+    m = Host()
+    assert torch.equal(m.p.scale, nn_init(nn.init.uniform_, (3,), 9))
+
+
+class Comp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.g = nn.Parameter(torch.empty(4))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.fc.weight, std=0.02)
+        nn.init.ones_(self.g)
+
+
+@pytest.mark.parametrize("key", ["fc.weight", "fc"])
+def test_params_rule_is_not_overwritten_by_the_layers_own_reset(key: str) -> None:
+    """A params= rule applies after the module's own reset, which would overwrite it."""
+
+    class Host(SeededModule):
+        @seeded_init(params={key: seeded_init(scheme="zeros")})
+        def comp(self) -> Comp:
+            return Comp()
+
+    m = Host()
+    assert not m.comp.fc.weight.any()
+    assert "zeros" in m.init_plan()["comp.fc.weight"].rule
+
+
+class BadReplace(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.ones(3))
+        self.b = nn.Parameter(torch.ones(3))
+        self.fail = False
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.a)
+        self.b = nn.Parameter(torch.full((3,), 7.0))
+        if self.fail:
+            raise RuntimeError("boom")
+
+
+def test_failed_reset_puts_back_replaced_parameter_objects() -> None:
+    """A reset that replaces a parameter and then raises: the original object, with its
+    value, is back in the module."""
+
+    class Host(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = BadReplace()
+
+    h = Host()
+    b = h.m.b
+    with torch.no_grad():
+        b.fill_(3.0)
+    h.m.fail = True
+    with pytest.raises(PlanError, match="boom"):
+        h.reset_parameters()
+    assert h.m.b is b and torch.equal(b, torch.full((3,), 3.0))
+
+
+class ReplacesChild(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.fc.weight = nn.Parameter(torch.randn(3, 3) * 0.02)
+
+
+def test_composite_replacing_a_child_parameter_keeps_its_identity() -> None:
+    """The child's Parameter object stays; it holds the new values."""
+
+    class Host(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = ReplacesChild()
+
+    h = Host()
+    w = h.c.fc.weight
+    h.reset_parameters()
+    assert h.c.fc.weight is w and w.abs().max() < 0.2
+
+
+class ScaledEmbedding(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(10, 4))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight, std=0.1)
+
+
+class TiedOut(nn.Module):
+    def __init__(self, emb: ScaledEmbedding) -> None:
+        super().__init__()
+        self.weight = emb.weight
+        self.bias = nn.Parameter(torch.empty(10))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.bias)
+
+
+class LMComp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = ScaledEmbedding()
+        self.head = TiedOut(self.embed)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.embed.reset_parameters()
+        self.head.reset_parameters()
+
+
+def test_tied_weight_written_by_another_modules_reset_is_not_reported() -> None:
+    """A tied weight that another module's own reset writes is not 'left unwritten'."""
+
+    class Host(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lm = LMComp()
+
+    m = Host()
+    assert m.lm.head.weight is m.lm.embed.weight
+    assert torch.isfinite(m.lm.embed.weight).all()
+    from seeded_init import derive_seed
+
+    assert_same(snapshot(m.lm), snapshot(reference(derive_seed(0, "lm"), LMComp)))
+
+
+def test_plan_shows_the_seed_the_part_derives_from() -> None:
+    """init_plan() of a pinned part reports its root seed; an unpinned part reads the model's."""
+
+    class Outer(SeededModule):
+        def __init__(self) -> None:
+            super().__init__(seed=11)
+            self.pinned = Seeded(seed=7)
+            self.free = Seeded()
+
+    m = Outer()
+    assert m.pinned.init_plan().root_seed == 7
+    assert m.pinned.init_plan(seed=3).root_seed == 3
+    assert m.free.root_seed == 11 and m.free.init_plan().root_seed == 11

@@ -37,7 +37,8 @@ class Builder:
         self.plan = Plan(root, root_seed, [])
         # Root seeds by path: the root's, and those of nested SeededModules that were given one
         # (a per-call seed in ``seeds`` overrides a module's own).
-        self.seeds = {"": root_seed}
+        self.seeds = self.plan.seeds
+        self.seeds[""] = root_seed
         self.call_seeds = seeds or {}
         self.seen: set[int] = set()
         self.visit(root, "")
@@ -137,9 +138,26 @@ class Builder:
         return claimed
 
     def default_steps(
-        self, m: nn.Module, path: str, skip: frozenset[str] = frozenset()
+        self,
+        m: nn.Module,
+        path: str,
+        skip: frozenset[str] = frozenset(),
+        tolerant: bool = False,
     ) -> tuple[list[Step], frozenset[str]]:
         """PyTorch's algorithm for ``m``'s own tensors (and the children it covers)."""
+        try:
+            return self._default_steps(m, path, skip)
+        except PlanError as exc:
+            if not tolerant or parametrize.is_parametrized(m):
+                raise
+            own = [n for n, p in m._parameters.items() if p is not None and n not in skip]
+            return [
+                Step(m, n, join(path, n), None, False, "no rule", missing=str(exc)) for n in own
+            ], frozenset()
+
+    def _default_steps(
+        self, m: nn.Module, path: str, skip: frozenset[str]
+    ) -> tuple[list[Step], frozenset[str]]:
         if any(
             uninitialized(t)
             for t in [*m._parameters.values(), *m._buffers.values()]
@@ -185,27 +203,33 @@ class Builder:
         rule = f"{type(m).__qualname__}.reset_parameters"
         return [Step(m, "", path, None, True, rule, fallback=reset)], frozenset()
 
-    def subtree_default(self, m: nn.Module, path: str, top: bool) -> list[Step]:
-        """The default steps of a whole declared subtree, in its constructor's drawing order."""
+    def subtree_default(
+        self, m: nn.Module, path: str, top: bool, tolerant: bool = False
+    ) -> list[Step]:
+        """The default steps of a whole declared subtree, in its constructor's drawing order.
+
+        ``tolerant``: a tensor with no default gets a placeholder (``Step.missing``) that a
+        ``params=`` rule may replace, instead of an error.
+        """
         if not top and isinstance(m, self.seeded_type):
             return []  # a nested SeededModule keeps its own declarations (see visit_nested)
         handler = default_handler(m)
         if handler is not None:
-            own, claimed = self.default_steps(m, path)
+            own, claimed = self.default_steps(m, path, tolerant=tolerant)
             rest = [
                 s
                 for name, c in m._modules.items()
                 if c is not None and name not in claimed
-                for s in self.subtree_default(c, join(path, name), False)
+                for s in self.subtree_default(c, join(path, name), False, tolerant)
             ]
             return own + rest
         children = [
             s
             for name, c in m._modules.items()
             if c is not None
-            for s in self.subtree_default(c, join(path, name), False)
+            for s in self.subtree_default(c, join(path, name), False, tolerant)
         ]
-        return children + self.default_steps(m, path)[0]
+        return children + self.default_steps(m, path, tolerant=tolerant)[0]
 
     # -- declared layers -----------------------------------------------------------------------
     def declared_unit(
@@ -216,7 +240,7 @@ class Builder:
 
         def defaults() -> list[Step]:
             if not cache:
-                cache.append(self.subtree_default(m, path, top=True))
+                cache.append(self.subtree_default(m, path, top=True, tolerant=True))
             return cache[0]
 
         tensors = self.unit_tensors(m, path)
@@ -232,7 +256,7 @@ class Builder:
             else:  # a sub-layer: the rule applies as to a layer, biases by the bias rule
                 new = self.layer_steps(owner, sub, sub_path, part, targets, defaults, where)
             if part.seed is None:
-                steps = _replace(steps, targets, new)
+                steps = _after_own_resets(_replace(steps, targets, new), new)
             else:
                 moved = {(id(t[0]), t[1]) for t in targets}
                 steps = [s for s in steps if (id(s.module), s.attr) not in moved]
@@ -249,6 +273,12 @@ class Builder:
                         _fallible(new),
                     )
                 )
+        missing = [s for s in steps if s.missing]
+        if missing:
+            raise PlanError(
+                f"{where}: {missing[0].missing} (or give it a rule in this declaration: "
+                f'params={{"{missing[0].path[len(path) :].lstrip(".")}": "ones"}})'
+            )
         steps = self.with_padding(steps)
         seed, explicit = (spec.seed, True) if spec.seed is not None else (self.derive(path), False)
         self.add_unit(
@@ -521,6 +551,27 @@ def _replace(
             out += new
             placed = True
     return out if placed else out + new
+
+
+def _after_own_resets(steps: list[Step], new: list[Step]) -> list[Step]:
+    """Move a ``params=`` rule's steps after the last module reset that may overwrite them (a
+    module's own reset runs whole, after its children, as in its constructor)."""
+    targets = {id(s.module) for s in new}
+    new_ids = {id(s) for s in new}
+    last = None
+    for s in steps:
+        if s.fallback is not None and any(id(x) in targets for x in s.module.modules()):
+            last = s
+    if last is None:
+        return steps
+    out: list[Step] = []
+    for s in steps:
+        if id(s) in new_ids:
+            continue
+        out.append(s)
+        if s is last:
+            out += new
+    return out
 
 
 def _holds_parameters(m: nn.Module) -> bool:

@@ -56,9 +56,8 @@ class InitSpec:
     bias: InitSpec | None = None
     params: Mapping[str, InitSpec] = field(default_factory=lambda: _EMPTY)
     share_seed: bool = False
-    _problem: tuple[type[DeclarationError], str] | None = field(
-        default=None, repr=False, compare=False
-    )
+    # Part of equality: typing caches Annotated[...] by its metadata's equality and hash.
+    _problem: tuple[type[DeclarationError], str] | None = field(default=None, repr=False)
 
     @property
     def scheme_name(self) -> str:
@@ -89,6 +88,7 @@ class InitSpec:
                 self.bias,
                 tuple(self.params.items()),
                 self.share_seed,
+                self._problem,
             )
         )
 

@@ -18,7 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._errors import PlanError
 from ._steps import Step
-from ._units import Plan, Unit
+from ._units import Plan, Unit, join, lookup
 
 __all__ = ["GLOBAL_RNG_LOCK", "SavedRng", "execute", "global_rng_restored", "write_steps"]
 
@@ -166,7 +166,10 @@ class _DrawFrom(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection) -> None:
+Poisoned = list[tuple[Step, str, torch.nn.Parameter]]
+
+
+def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection, poisoned: Poisoned) -> None:
     assert step.fallback is not None
     m = step.module
     if id(m) in _running.modules:
@@ -178,10 +181,11 @@ def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection) -> None:
         for _, t in _written(step)
         if not chosen.holds(t) or id(t) in step.foreign
     ]
-    # Its own parameters are poisoned first: one its reset leaves unwritten (or reads before
-    # writing) cannot be initialized reproducibly, and is reported instead of kept as is.
-    own = {
-        name: p
+    objects = _parameter_objects(m)
+    # Its own parameters are poisoned first: one that is still NaN when its unit is done was
+    # left unwritten (or read before written) and cannot be initialized reproducibly.
+    own = [
+        (name, p)
         for name, p in m._parameters.items()
         if p is not None
         and p.is_floating_point()
@@ -189,10 +193,11 @@ def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection) -> None:
         and chosen.holds(p)
         and id(p) not in step.foreign
         and id(p) not in step.exempt
-    }
+    ]
     with torch.no_grad():
-        for p in own.values():
+        for _, p in own:
             p.fill_(float("nan"))
+    poisoned.extend((step, name, p) for name, p in own)
     _running.modules.add(id(m))
     try:
         # Random calls are given the layer's generator. A call that takes none (rare in an
@@ -205,34 +210,55 @@ def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection) -> None:
     finally:
         _running.modules.discard(id(m))
     with torch.no_grad():
+        _keep_identity(step, objects)
         for t, old in keep:
             t.copy_(old)
-        _check_own_parameters(step, own)
 
 
-def _check_own_parameters(step: Step, own: dict[str, torch.nn.Parameter]) -> None:
-    """Put back parameter objects a reset replaced (keeping identity, optimizer references),
-    and refuse parameters it left unwritten."""
-    m = step.module
-    for name, p in own.items():
-        now = m._parameters.get(name)
-        if now is not p:
-            if now is None or now.shape != p.shape or now.dtype != p.dtype:
-                raise PlanError(
-                    f"{step.path!r}: {type(m).__qualname__}.reset_parameters() replaced the "
-                    f"parameter {name!r} by one of another shape or dtype; seeded-init keeps "
-                    f"parameter objects in place. Make it write into the existing parameter"
-                )
-            p.copy_(now)
-            m._parameters[name] = p
-        if torch.isnan(p).any():
+def _parameter_objects(m: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.nn.Parameter]]:
+    return [
+        (mod, name, p)
+        for mod in m.modules()
+        for name, p in mod._parameters.items()
+        if p is not None
+    ]
+
+
+def _keep_identity(
+    step: Step, objects: list[tuple[torch.nn.Module, str, torch.nn.Parameter]]
+) -> None:
+    """Put back parameter objects a module's reset replaced, with the new values: optimizers
+    and ties keep working."""
+    for mod, name, p in objects:
+        now = mod._parameters.get(name)
+        if now is p:
+            continue
+        if now is None or now.shape != p.shape or now.dtype != p.dtype:
             raise PlanError(
-                f"{step.path!r}: {type(m).__qualname__}.reset_parameters() does not write its "
-                f"parameter {name!r} (or reads it before writing), so seeded-init cannot "
-                f"initialize it reproducibly. Declare the layer with a rule for it in its "
-                f'parent, e.g. @seeded_init(params={{"{name}": "ones"}}), or make '
-                f"reset_parameters() write it"
+                f"{step.path!r}: {type(step.module).__qualname__}.reset_parameters() replaced "
+                f"the parameter {name!r} by one of another shape or dtype; seeded-init keeps "
+                f"parameter objects in place. Make it write into the existing parameter"
             )
+        p.copy_(now)
+        mod._parameters[name] = p
+
+
+def _check_written(unit: Unit, poisoned: Poisoned) -> None:
+    for step, name, p in poisoned:
+        if not torch.isnan(p).any():
+            continue
+        rel = join(step.path, name)[len(unit.path) :].lstrip(".")
+        fix = (
+            f"add params={{{rel!r}: ...}} to the declaration {unit.declared_by}"
+            if unit.declared_by
+            else f"declare {unit.path!r} in its parent with @seeded_init(params={{{rel!r}: ...}})"
+        )
+        raise PlanError(
+            f"{step.path!r}: {type(step.module).__qualname__}.reset_parameters() does not write "
+            f"its parameter {name!r} (or reads it before writing), so seeded-init cannot "
+            f"initialize it reproducibly. Give it a rule: {fix}, e.g. 'ones'; or make "
+            f"reset_parameters() write it"
+        )
 
 
 class _Selection:
@@ -277,9 +303,10 @@ def write_steps(steps: list[Step], g: torch.Generator) -> None:
 def _run_unit(unit: Unit, chosen_steps: _Selection) -> None:
     g = torch.Generator()
     g.manual_seed(unit.seed)
+    poisoned: Poisoned = []
     for step in unit.steps:
         if step.fallback is not None:
-            _run_fallback(step, g, chosen_steps)
+            _run_fallback(step, g, chosen_steps, poisoned)
             continue
         chosen = step in chosen_steps
         t = step.tensor()
@@ -289,6 +316,7 @@ def _run_unit(unit: Unit, chosen_steps: _Selection) -> None:
             _write(step, t, g)
         elif step.draws:
             _advance(step, t, g)
+    _check_written(unit, poisoned)
 
 
 def _written(step: Step) -> Iterator[tuple[str, torch.Tensor]]:
@@ -345,19 +373,25 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
     # User code may raise: run it first, with a copy to put back, so that an error leaves
     # every tensor as it was. The built-in fills cannot fail once the plan is validated.
     saved = [(t, t.detach().clone()) for u in fallible for _, t in _tensors(u)]
+    objects = [
+        o for u in fallible for s in u.steps if s.fallback for o in _parameter_objects(s.module)
+    ]
     current = None
     try:
         for current in fallible:
             _run_unit(current, chosen)
     except Exception as exc:
         with torch.no_grad():
+            for mod, name, p in objects:  # parameter objects a failed reset replaced
+                mod._parameters[name] = p
             for t, old in saved:
                 t.copy_(old)
         restored = "every tensor the reset would write was restored to its value before it"
         if isinstance(exc, PlanError):
             raise PlanError(f"{exc}; {restored}") from exc
         assert current is not None
-        who = current.declared_by or type(current.steps[0].module).__qualname__
+        layer = lookup(plan.root, current.path)
+        who = current.declared_by or type(layer).__qualname__
         raise PlanError(
             f"initializing layer {current.path!r} ({who}) failed in user code: {exc!r}; {restored}"
         ) from exc

@@ -16,16 +16,9 @@ from torch import nn
 
 from ._build import under_construction
 from ._execute import fallback_running
-from ._units import module_reset
+from ._units import lookup, module_reset
 
-__all__ = ["Link", "SubtreeReset", "Tie", "find_ties", "lookup"]
-
-
-def lookup(root: nn.Module, path: str) -> nn.Module | None:
-    try:
-        return root.get_submodule(path)
-    except AttributeError:
-        return None
+__all__ = ["Link", "SubtreeReset", "Tie", "find_ties"]
 
 
 class Link:
@@ -83,7 +76,7 @@ class SubtreeReset:
     def __init__(self, module: nn.Module) -> None:
         self._module = weakref.ref(module)
 
-    def __call__(self) -> None:
+    def __call__(self, *args: object, **kwargs: object) -> None:
         module = self._module()
         if module is None:
             return
@@ -96,10 +89,14 @@ class SubtreeReset:
             or reset is None
             or under_construction(root)
             or fallback_running()
+            or args
+            or kwargs
         ):
+            # Outside a model, inside another module's own reset, or asked for something
+            # specific (arguments): the layer's own method, as PyTorch would run it.
             own = module_reset(module)
             if own is not None:
-                own(module)
+                own(module, *args, **kwargs)
             return
         reset(within=link.path)
 

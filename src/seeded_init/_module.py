@@ -18,7 +18,7 @@ from ._links import Link, SubtreeReset, find_ties
 from ._plan import build_plan
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
-from ._units import join, module_reset
+from ._units import join, lookup, module_reset
 
 __all__ = ["SeededModule", "declarations"]
 
@@ -52,10 +52,21 @@ class SeededModule(nn.Module):
         """The seed that derived layer seeds come from; settable. Default 0.
 
         A SeededModule given a root seed (here or by ``seed=`` in its constructor) derives its
-        layers' seeds from it and their path within it, also when it is nested in a model;
-        one given none takes them from the model it is part of.
+        layers' seeds from it and their path within it, also when it is nested in a model.
+        One given none derives them from the model it is part of, whose seed it reads as.
         """
-        return int(self.__dict__.get("_seeded_root_seed", DEFAULT_ROOT_SEED))
+        own = self.__dict__.get("_seeded_root_seed")
+        if own is not None:
+            return int(own)
+        root, path = self._seeded_root()
+        if root is self:
+            return DEFAULT_ROOT_SEED
+        while path:  # the nearest enclosing module given a seed, else the model's
+            path = path.rpartition(".")[0]
+            above = lookup(root, path)
+            if isinstance(above, SeededModule) and "_seeded_root_seed" in above.__dict__:
+                return int(above.__dict__["_seeded_root_seed"])
+        return root.root_seed
 
     @root_seed.setter
     def root_seed(self, value: int) -> None:

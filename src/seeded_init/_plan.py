@@ -27,44 +27,66 @@ __all__ = ["build_plan"]
 def _resolve_ownership(plan: Plan) -> None:
     """Give each tensor to one unit (see the module docstring); raise on two declarations.
 
-    A module's own reset cannot be split per tensor: it runs whole, and the tensors in its
-    subtree that belong to another unit are put back after it (``Step.foreign``).
+    A module's own reset cannot be split per tensor: it runs whole, after the fills have
+    claimed their tensors, and the tensors of its subtree that another unit owns are put back
+    after it (``Step.foreign``).
     """
     owner: dict[int, tuple[Unit, str]] = {}
-    for unit in sorted(plan.units, key=lambda u: u.declared_by is None):
+    order = sorted(plan.units, key=lambda u: u.declared_by is None)
+    for unit in order:
         kept: list[Step] = []
         for step in unit.steps:
-            mine, foreign = True, set()
-            for path, tensor in step_tensors(step):
-                prev = owner.get(id(tensor))
-                if prev is None or prev[0] is unit:
-                    owner[id(tensor)] = (unit, path)
-                    continue
-                other, other_path = prev
-                if unit.declared_by is not None and step.fallback is None:
-                    raise PlanError(
-                        f"{other_path!r} and {path!r} are one tied tensor, declared twice: by "
-                        f"{other.declared_by} ({other.scheme}) and by {unit.declared_by} "
-                        f"({unit.scheme}). Keep the declaration of one of them (the layer that "
-                        f"owns the weight) and leave the other undeclared"
-                    )
-                mine = False
-                foreign.add(id(tensor))
             if step.fallback is not None:
-                kept.append(replace(step, foreign=frozenset(foreign)) if foreign else step)
-            elif mine:
                 kept.append(step)
-        unit.steps = _exempt(kept)
+                continue
+            t = step.tensor()
+            prev = None if t is None else owner.get(id(t))
+            if t is None or prev is None or prev[0] is unit:
+                if t is not None:
+                    owner[id(t)] = (unit, step.path)
+                kept.append(step)
+                continue
+            other, other_path = prev
+            if unit.declared_by is not None:
+                raise PlanError(
+                    f"{other_path!r} and {step.path!r} are one tied tensor, declared twice: by "
+                    f"{other.declared_by} ({other.scheme}) and by {unit.declared_by} "
+                    f"({unit.scheme}). Keep the declaration of one of them (the layer that "
+                    f"owns the weight) and leave the other undeclared"
+                )
+        unit.steps = kept
+    shared = _shared_tensors(plan.root)
+    for unit in order:
+        steps = []
+        for step in unit.steps:
+            if step.fallback is not None:
+                foreign = set()
+                for path, t in step_tensors(step):
+                    prev = owner.setdefault(id(t), (unit, path))
+                    if prev[0] is not unit:
+                        foreign.add(id(t))
+                step = replace(step, foreign=frozenset(foreign))
+            steps.append(step)
+        unit.steps = _exempt(steps, shared)
     plan.units = [u for u in plan.units if u.steps]
 
 
-def _exempt(steps: list[Step]) -> list[Step]:
+def _shared_tensors(root: torch.nn.Module) -> frozenset[int]:
+    """Ids of the tensors held under more than one name (tied)."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    for _, t in root.named_parameters(remove_duplicate=False):
+        (shared if id(t) in seen else seen).add(id(t))
+    return frozenset(shared)
+
+
+def _exempt(steps: list[Step], shared: frozenset[int]) -> list[Step]:
     """A module's own reset need not write what other steps of its unit write (a per-part
-    rule in ``params=``)."""
-    others = frozenset(
+    rule in ``params=``), nor a tied tensor (another module's reset may write it)."""
+    others = shared | frozenset(
         id(t) for s in steps if s.fallback is None for t in [s.tensor()] if t is not None
     )
-    return [replace(s, exempt=others) if s.fallback is not None and others else s for s in steps]
+    return [replace(s, exempt=others) if s.fallback is not None else s for s in steps]
 
 
 def _check_seeds(plan: Plan) -> None:

@@ -34,6 +34,7 @@ class Step:
     user: bool = False  # the fill is user code, which may raise
     foreign: frozenset[int] = frozenset()  # ids of tensors a fallback must leave as they are
     exempt: frozenset[int] = frozenset()  # ids of its module's tensors other steps write
+    missing: str = ""  # a placeholder for a tensor with no rule: why, if no params= rule comes
 
     def tensor(self) -> torch.Tensor | None:
         """The tensor this step writes, looked up now (``to_empty`` replaces parameters)."""

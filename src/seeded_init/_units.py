@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -11,7 +11,16 @@ from torch import nn
 from ._records import InitPlan, ParamInit
 from ._steps import Step
 
-__all__ = ["Plan", "Unit", "inside", "join", "module_reset", "step_tensors", "uninitialized"]
+__all__ = [
+    "Plan",
+    "Unit",
+    "inside",
+    "join",
+    "lookup",
+    "module_reset",
+    "step_tensors",
+    "uninitialized",
+]
 
 
 def join(path: str, name: str) -> str:
@@ -38,6 +47,8 @@ class Plan:
     root: nn.Module
     root_seed: int
     units: list[Unit]
+    #: Root seeds by path: the root's ("") and those of nested SeededModules given one.
+    seeds: dict[str, int] = field(default_factory=dict)
 
     def records(self, within: str = "") -> InitPlan:
         seen: dict[str, ParamInit] = {}
@@ -68,7 +79,16 @@ class Plan:
                 seen[name] = replace(seen[origin], path=name, tied_to=origin)
         order = {name: i for i, name in enumerate(state)}
         entries = sorted(seen.values(), key=lambda e: order.get(e.path, len(order)))
-        return InitPlan(self.root_seed, tuple(entries))
+        base = max((p for p in self.seeds if inside(within, p)), key=len, default="")
+        return InitPlan(self.seeds.get(base, self.root_seed), tuple(entries))
+
+
+def lookup(root: nn.Module, path: str) -> nn.Module | None:
+    """The module at ``path`` under ``root``, or None."""
+    try:
+        return root.get_submodule(path)
+    except AttributeError:
+        return None
 
 
 def inside(path: str, within: str) -> bool:
