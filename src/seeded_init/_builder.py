@@ -247,7 +247,7 @@ class Builder:
         parts = {key: self.resolve_part(m, path, key, tensors, where) for key in spec.params}
         overridden = {(id(t[0]), t[1]) for targets, _ in parts.values() for t in targets}
         steps = self.layer_steps(owner, m, path, spec, tensors, defaults, where, overridden)
-        sub_units: list[Unit] = []
+        sub_units: list[tuple[str, InitSpec, str, list[Step]]] = []
         for key, part in spec.params.items():
             targets, sub = parts[key]
             sub_path = join(path, key)
@@ -260,41 +260,16 @@ class Builder:
             else:
                 moved = {(id(t[0]), t[1]) for t in targets}
                 steps = [s for s in steps if (id(s.module), s.attr) not in moved]
-                new = self.with_padding(new)
-                sub_units.append(
-                    Unit(
-                        sub_path,
-                        part.seed,
-                        True,
-                        part.share_seed,
-                        f"{where}[{key!r}]",
-                        part.scheme_name,
-                        new,
-                        _fallible(new),
-                    )
-                )
+                sub_units.append((sub_path, part, f"{where}[{key!r}]", self.with_padding(new)))
         missing = [s for s in steps if s.missing]
         if missing:
             raise PlanError(
                 f"{where}: {missing[0].missing} (or give it a rule in this declaration: "
                 f'params={{"{missing[0].path[len(path) :].lstrip(".")}": "ones"}})'
             )
-        steps = self.with_padding(steps)
-        seed, explicit = (spec.seed, True) if spec.seed is not None else (self.derive(path), False)
-        self.add_unit(
-            Unit(
-                path,
-                seed,
-                explicit,
-                spec.share_seed,
-                where,
-                spec.scheme_name,
-                steps,
-                _fallible(steps),
-            )
-        )
-        for unit in sub_units:
-            self.add_unit(unit)
+        self.add_declared(path, spec, where, self.with_padding(steps))
+        for sub_path, part, label, new in sub_units:
+            self.add_declared(sub_path, part, label, new)
 
     def layer_steps(
         self,
@@ -342,18 +317,14 @@ class Builder:
         if spec.params or spec.bias is not None:
             raise PlanError(f"{where} is a single parameter; bias= and params= apply to layers")
         steps = self.part_steps(owner, [(owner, name, name, path)], spec, list, where, path)
+        self.add_declared(path, spec, where, steps)
+
+    def add_declared(self, path: str, spec: InitSpec, where: str, steps: list[Step]) -> None:
+        """A declared unit: the declaration's seed, or one derived from its path."""
         seed, explicit = (spec.seed, True) if spec.seed is not None else (self.derive(path), False)
+        fallible = _fallible(steps)
         self.add_unit(
-            Unit(
-                path,
-                seed,
-                explicit,
-                spec.share_seed,
-                where,
-                spec.scheme_name,
-                steps,
-                _fallible(steps),
-            )
+            Unit(path, seed, explicit, spec.share_seed, where, spec.scheme_name, steps, fallible)
         )
 
     def visit_nested(self, m: nn.Module, path: str) -> None:
