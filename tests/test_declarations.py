@@ -268,7 +268,7 @@ BAD_SPECS: dict[str, tuple[dict[str, Any], str]] = {
     "bool gain": ({"scheme": "orthogonal", "gain": True}, "must be a number"),
     "dirac groups": ({"scheme": "dirac", "groups": 0}, "positive int"),
     "function with keywords": ({"scheme": lambda t, g: None, "std": 1.0}, "takes no keywords"),
-    "not a scheme": ({"scheme": 3}, "neither a scheme name nor a function"),
+    "not a scheme": ({"scheme": 3}, "neither a scheme name"),
     "bad bias": ({"scheme": "normal", "bias": "biased"}, "bias=: .*unknown scheme"),
     "bad part": ({"scheme": "normal", "params": {"w": "nope"}}, r"params\['w'\]"),
     "part with bias": (

@@ -4,47 +4,75 @@ Declare layers on a :class:`SeededModule` with :func:`seeded_init`; every layer 
 from its own ``torch.Generator``, never from the global RNG.
 """
 
-from ._declare import Declaration as Declaration
-from ._declare import DeclaredLayer as DeclaredLayer
-from ._declare import InitSpec as InitSpec
-from ._declare import PartInit as PartInit
-from ._declare import seeded_init as seeded_init
+from ._configs import Constant as Constant
+from ._configs import Dirac as Dirac
+from ._configs import KaimingNormal as KaimingNormal
+from ._configs import KaimingUniform as KaimingUniform
+from ._configs import Normal as Normal
+from ._configs import Orthogonal as Orthogonal
+from ._configs import Scheme as Scheme
+from ._configs import Sparse as Sparse
+from ._configs import TruncNormal as TruncNormal
+from ._configs import Uniform as Uniform
+from ._configs import XavierNormal as XavierNormal
+from ._configs import XavierUniform as XavierUniform
 from ._errors import ConstructionError as ConstructionError
 from ._errors import DeclarationError as DeclarationError
 from ._errors import PlanError as PlanError
 from ._errors import SeedCollisionError as SeedCollisionError
 from ._errors import SeededInitError as SeededInitError
 from ._errors import SeedError as SeedError
+from ._layer import Declaration as Declaration
+from ._layer import DeclaredLayer as DeclaredLayer
 from ._module import SeededModule as SeededModule
 from ._module import declarations as declarations
 from ._records import InitPlan as InitPlan
 from ._records import ParamInit as ParamInit
 from ._seeds import DEFAULT_ROOT_SEED as DEFAULT_ROOT_SEED
 from ._seeds import derive_seed as derive_seed
+from ._spec import InitSpec as InitSpec
+from ._spec import PartInit as PartInit
+from ._spec import seeded_init as seeded_init
 from ._types import FanMode as FanMode
 from ._types import InitFn as InitFn
 from ._types import Nonlinearity as Nonlinearity
+from ._types import Scalar as Scalar
+from ._types import SchemeKeywords as SchemeKeywords
 from ._types import SchemeName as SchemeName
 
 __all__ = [
     "DEFAULT_ROOT_SEED",
+    "Constant",
     "ConstructionError",
     "Declaration",
     "DeclarationError",
     "DeclaredLayer",
+    "Dirac",
     "FanMode",
     "InitFn",
     "InitPlan",
     "InitSpec",
+    "KaimingNormal",
+    "KaimingUniform",
     "Nonlinearity",
+    "Normal",
+    "Orthogonal",
     "ParamInit",
     "PartInit",
     "PlanError",
+    "Scalar",
+    "Scheme",
+    "SchemeKeywords",
     "SchemeName",
     "SeedCollisionError",
     "SeedError",
     "SeededInitError",
     "SeededModule",
+    "Sparse",
+    "TruncNormal",
+    "Uniform",
+    "XavierNormal",
+    "XavierUniform",
     "declarations",
     "derive_seed",
     "seeded_init",

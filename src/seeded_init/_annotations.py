@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 import typing_extensions
 
-from ._declare import InitSpec, seeded_init
 from ._errors import DeclarationError
+from ._spec import InitSpec, seeded_init
 
 __all__ = ["Scopes", "annotated_specs", "evaluate"]
 

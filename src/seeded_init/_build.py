@@ -24,7 +24,7 @@ from ._errors import ConstructionError, DeclarationError
 from ._execute import GLOBAL_RNG_LOCK, SavedRng, write_steps
 
 if TYPE_CHECKING:
-    from ._declare import DeclaredLayer
+    from ._layer import DeclaredLayer
     from ._module import SeededModule
 
 __all__ = ["begin", "build_missing", "end", "under_construction"]
@@ -200,7 +200,7 @@ def _build_declared(m: SeededModule) -> None:
                 _check_type(m, decl, value, decl.annotation)
 
 
-def build_missing(m: SeededModule, decl: DeclaredLayer[Any, Any]) -> object:
+def build_missing(m: SeededModule, decl: DeclaredLayer[Any]) -> object:
     """Called by the descriptor for a declared layer that is not built yet."""
     name = decl.name
     building = _state.building.get(id(m))
@@ -224,9 +224,7 @@ def build_missing(m: SeededModule, decl: DeclaredLayer[Any, Any]) -> object:
     return value
 
 
-def _check_type(
-    m: nn.Module, decl: DeclaredLayer[Any, Any], value: object, expected: object
-) -> None:
+def _check_type(m: nn.Module, decl: DeclaredLayer[Any], value: object, expected: object) -> None:
     where = f"{type(m).__qualname__}.{decl.name}"
     if not isinstance(value, nn.Module | nn.Parameter):
         hint = ""

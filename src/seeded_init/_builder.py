@@ -13,11 +13,12 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
-from ._declare import DeclaredLayer, InitSpec
 from ._defaults import default_handler
 from ._errors import DeclarationError, PlanError
+from ._layer import DeclaredLayer
 from ._schemes import SCHEMES, make_fill, resolve_kwargs, rule_text, shape_problem
 from ._seeds import derive_seed
+from ._spec import InitSpec
 from ._steps import Step, is_bias_name
 from ._units import Plan, Unit, inside, join, module_reset, uninitialized
 
@@ -79,7 +80,7 @@ class Builder:
             pinned = self.call_seeds.get(path, m.__dict__.get("_seeded_root_seed"))
             if pinned is not None:
                 self.seeds[path] = pinned
-        table: dict[str, DeclaredLayer[SeededModule, nn.Module | nn.Parameter]]
+        table: dict[str, DeclaredLayer[nn.Module | nn.Parameter]]
         table = type(m)._seeded_table  # type: ignore[assignment]
         for name, decl in table.items():
             lp = join(path, name)

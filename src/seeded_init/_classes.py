@@ -17,8 +17,8 @@ from torch import nn
 
 from ._annotations import Scopes, annotated_specs, evaluate
 from ._build import begin, end
-from ._declare import DeclaredLayer
 from ._errors import DeclarationError
+from ._layer import DeclaredLayer
 
 if TYPE_CHECKING:
     from ._module import SeededModule
@@ -52,12 +52,12 @@ def wraps_construction(init: _F) -> _F:
 
 def prepare_class(cls: type[SeededModule], base: type[SeededModule]) -> None:
     """Build ``cls._seeded_table`` and wrap ``cls.__init__``; raise on a bad declaration."""
-    table: dict[str, DeclaredLayer[Any, Any]] = {}
+    table: dict[str, DeclaredLayer[Any]] = {}
     for klass in reversed(cls.__mro__[1:]):
         inherited = klass.__dict__.get("_seeded_table")
         if inherited:
             table.update(inherited)
-    own: dict[str, DeclaredLayer[Any, Any]] = {}
+    own: dict[str, DeclaredLayer[Any]] = {}
     for name, value in cls.__dict__.items():
         if isinstance(value, DeclaredLayer):
             own[name] = value
@@ -73,7 +73,7 @@ def prepare_class(cls: type[SeededModule], base: type[SeededModule]) -> None:
                 f"{cls.__qualname__}.{name} is declared twice (a decorated factory and an "
                 f"Annotated attribute); keep one"
             )
-        layer: DeclaredLayer[Any, Any] = DeclaredLayer(spec, None, annotation=tp)
+        layer: DeclaredLayer[Any] = DeclaredLayer(spec, None, annotation=tp)
         setattr(cls, name, layer)
         layer.__set_name__(cls, name)
         own[name] = layer

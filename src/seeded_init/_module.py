@@ -11,9 +11,9 @@ from torch.nn.modules.module import register_module_module_registration_hook
 
 from ._build import under_construction
 from ._classes import prepare_class, wraps_construction
-from ._declare import Declaration, DeclaredLayer
 from ._defaults import default_handler
 from ._execute import execute
+from ._layer import Declaration, DeclaredLayer
 from ._links import Link, SubtreeReset, find_ties
 from ._plan import build_plan
 from ._records import InitPlan
@@ -34,7 +34,7 @@ class SeededModule(nn.Module):
         seed: the root seed that undeclared seeds are derived from (default 0).
     """
 
-    _seeded_table: ClassVar[Mapping[str, DeclaredLayer[Any, Any]]] = MappingProxyType({})
+    _seeded_table: ClassVar[Mapping[str, DeclaredLayer[Any]]] = MappingProxyType({})
     __jit_unused_properties__: ClassVar[list[str]] = ["root_seed"]  # for torch.jit.script
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

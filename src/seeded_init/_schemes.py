@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, get_args
+from typing import Final, get_args
 
 import torch
 from torch.nn import init
+from typing_extensions import Never
 
 from ._errors import DeclarationError
 from ._types import FanMode, Nonlinearity, SchemeName
@@ -33,7 +34,7 @@ __all__ = [
 Fill = Callable[[torch.Tensor, torch.Generator], object]
 #: A keyword's value: a number, a Literal string, None (a default), or a function of the
 #: declaring module that returns the number when the plan is made.
-KwValue = float | int | str | None | Callable[[Any], float]
+KwValue = float | int | str | None | Callable[[Never], float]
 
 _REQUIRED: Final = object()
 _NONLINEARITIES: Final[dict[str, Nonlinearity]] = {n: n for n in get_args(Nonlinearity)}
@@ -164,7 +165,8 @@ def resolve_kwargs(
     for key, value in kw.items():
         if callable(value):
             try:
-                out[key] = value(owner)
+                # typed Callable[[Never], float]: it takes the user's own module class
+                out[key] = value(owner)  # type: ignore[arg-type]
             except Exception as exc:
                 raise DeclarationError(f"{where}: {key}= function raised {exc!r}") from exc
         else:

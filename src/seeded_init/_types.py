@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, Protocol, TypeAlias
 
 import torch
+from typing_extensions import Never, TypedDict
 
-__all__ = ["FanMode", "InitFn", "Nonlinearity", "SchemeName"]
+__all__ = ["FanMode", "InitFn", "Nonlinearity", "Scalar", "SchemeKeywords", "SchemeName"]
 
 #: Every scheme name that ``seeded_init(scheme=...)`` accepts.
 SchemeName: TypeAlias = Literal[
@@ -56,3 +58,29 @@ class InitFn(Protocol):
     """
 
     def __call__(self, tensor: torch.Tensor, generator: torch.Generator, /) -> object: ...
+
+
+#: A number keyword: a float, or a function of the declaring module (the SeededModule whose
+#: class holds the declaration) that returns it, called when the plan is made, e.g.
+#: ``std=lambda block: 0.02 / math.sqrt(2 * block.n_layer)``. (``Never`` admits a function of
+#: one argument of any type.)
+Scalar: TypeAlias = float | Callable[[Never], float]
+
+
+class SchemeKeywords(TypedDict, total=False):
+    """Every scheme keyword ``seeded_init`` accepts, named and typed as in ``torch.nn.init``.
+
+    Which scheme takes which is checked when the class is defined; a scheme type
+    (``KaimingNormal(...)``) has the checker check it too.
+    """
+
+    a: Scalar | None
+    b: Scalar | None
+    mean: Scalar
+    std: Scalar
+    gain: Scalar
+    mode: FanMode
+    nonlinearity: Nonlinearity
+    sparsity: Scalar
+    val: Scalar
+    groups: int

@@ -1,0 +1,271 @@
+"""Declarations: ``seeded_init(...)`` and the spec record it returns."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+from torch import nn
+from typing_extensions import Unpack
+
+from ._configs import Scheme
+from ._errors import DeclarationError
+from ._layer import DeclaredLayer
+from ._schemes import KwValue, check_kwargs, rule_text
+from ._seeds import check_seed
+from ._types import InitFn, SchemeKeywords, SchemeName
+
+if TYPE_CHECKING:
+    from ._module import SeededModule
+
+__all__ = ["InitSpec", "PartInit", "seeded_init"]
+
+_S = TypeVar("_S", bound="SeededModule")
+_T = TypeVar("_T", bound="nn.Module | nn.Parameter")
+
+#: What ``bias=`` and the values of ``params=`` accept: a scheme name, a scheme type, a
+#: function, or a spec made by ``seeded_init(...)`` (to give the part a seed of its own).
+PartInit: TypeAlias = "SchemeName | Scheme | InitFn | InitSpec"
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    """How one layer is initialized. Made by :func:`seeded_init`; read it, don't build it.
+
+    Attributes:
+        scheme: a scheme name, or a function ``(tensor, generator) -> None``.
+        seed: the layer's explicit seed, or None to derive it from the root seed and the path.
+        kwargs: the scheme's keywords, defaults filled in.
+        bias: the rule for the layer's biases, or None for the documented default (``zeros``;
+            PyTorch's own rule under ``"default"``).
+        params: per-part rules, keyed by a parameter name (``"weight_hh_l0"``) or a sub-layer
+            path (``"0"``, ``"norm1"``) relative to the layer.
+        share_seed: whether other layers may carry the same explicit seed on purpose.
+        problem: why the spec is invalid (the error class and message), or None; raised,
+            naming the layer, when a class declares a layer with it.
+    """
+
+    scheme: SchemeName | InitFn
+    seed: int | None = None
+    kwargs: Mapping[str, KwValue] = field(default_factory=lambda: _EMPTY)
+    bias: InitSpec | None = None
+    params: Mapping[str, InitSpec] = field(default_factory=lambda: _EMPTY)
+    share_seed: bool = False
+    # Why the spec is invalid, raised (naming the layer) when a class uses it. Part of equality:
+    # typing caches Annotated[...] by its metadata's equality and hash.
+    problem: tuple[type[DeclarationError], str] | None = field(default=None, repr=False)
+
+    @property
+    def scheme_name(self) -> str:
+        """The scheme's name, or ``fn:<qualified name>`` for a function."""
+        if isinstance(self.scheme, str):
+            return self.scheme
+        return "fn:" + getattr(self.scheme, "__qualname__", type(self.scheme).__name__)
+
+    def describe(self) -> str:
+        """One line such as ``kaiming_normal(nonlinearity='relu') seed=1``."""
+        text = (
+            rule_text(self.scheme, self.kwargs)
+            if isinstance(self.scheme, str)
+            else (self.scheme_name)
+        )
+        if self.seed is not None:
+            text += f" seed={self.seed}"
+        if self.bias is not None:
+            text += f" bias={self.bias.describe()}"
+        return text
+
+    def __hash__(self) -> int:  # typing hashes Annotated metadata, e.g. inside Optional[...]
+        return hash(
+            (
+                self.scheme,
+                self.seed,
+                tuple(self.kwargs.items()),
+                self.bias,
+                tuple(self.params.items()),
+                self.share_seed,
+                self.problem,
+            )
+        )
+
+    def raise_problem(self, where: str) -> None:
+        """Raise the error this spec was made with, naming ``where`` (e.g. ``Net.fc1``)."""
+        if self.problem is not None:
+            kind, message = self.problem
+            raise kind(f"{where}: {message}")
+
+    def __call__(self, factory: Callable[[_S], _T], /) -> DeclaredLayer[_T]:
+        """Use the spec as a decorator on a factory method: the method becomes a layer."""
+        where = getattr(factory, "__qualname__", repr(factory))
+        self.raise_problem(where)
+        if not callable(factory):
+            raise DeclarationError(
+                f"{where}: @seeded_init(...) decorates a method `def name(self) -> Layer`, not "
+                f"{type(factory).__name__}"
+            )
+        return DeclaredLayer(self, factory)
+
+
+def _part(value: object, key: str) -> InitSpec:
+    """Normalize a ``bias=``/``params=`` value into a spec (whose problem, if any, it keeps)."""
+    if isinstance(value, InitSpec):
+        if value.problem is not None:
+            kind, message = value.problem
+            return InitSpec("default", problem=(kind, f"{key}: {message}"))
+        if value.bias is not None or value.params or value.share_seed:
+            return InitSpec(
+                "default",
+                problem=(
+                    DeclarationError,
+                    f"{key} takes a scheme and its keywords (and optionally seed=), not bias=, "
+                    f"params= or share_seed=",
+                ),
+            )
+        return value
+    if isinstance(value, str | Scheme) or callable(value):
+        try:
+            return _make_spec(value, None, None, None, False, {})
+        except DeclarationError as exc:
+            return InitSpec("default", problem=(type(exc), f"{key}: {exc}"))
+    return InitSpec(
+        "default",
+        problem=(
+            DeclarationError,
+            f"{key} got {value!r} ({type(value).__name__}); write a scheme name, a scheme "
+            f"such as Normal(std=0.02), a function (tensor, generator) -> None, or "
+            f"seeded_init(scheme=..., seed=...)",
+        ),
+    )
+
+
+def seeded_init(
+    scheme: SchemeName | Scheme | InitFn = "default",
+    *,
+    seed: int | None = None,
+    bias: PartInit | None = None,
+    params: Mapping[str, PartInit] | None = None,
+    share_seed: bool = False,
+    **keywords: Unpack[SchemeKeywords],
+) -> InitSpec:
+    """Declare how a layer of a :class:`SeededModule` is initialized.
+
+    Use it as a decorator on a factory method, or as ``Annotated`` metadata::
+
+        @seeded_init(scheme="kaiming_normal", seed=1, nonlinearity="relu")
+        def fc1(self) -> nn.Linear:
+            return nn.Linear(self.d, 2 * self.d)
+
+        fc: Annotated[nn.Linear, seeded_init(scheme=XavierUniform(gain=2.0), seed=3)]
+
+    Args:
+        scheme: a name (keywords as in ``torch.nn.init``), a scheme type such as
+            ``KaimingNormal(nonlinearity="relu")`` (keywords checked by type checkers too), or
+            a function ``(tensor, generator) -> None``. ``"default"`` replays the layer type's
+            own PyTorch algorithm.
+        seed: an int in ``[0, 2**64)``: the layer draws from
+            ``torch.Generator().manual_seed(seed)``. None derives it from the root seed and
+            the layer's path (see :func:`derive_seed`).
+        bias: the rule for bias parameters (default ``"zeros"``; PyTorch's own under
+            ``"default"``).
+        params: per-part rules by parameter name or sub-layer path, e.g.
+            ``{"weight_hh_l0": "orthogonal"}``. A part given its own seed draws from its own
+            generator.
+        share_seed: allow other layers of the same model to carry the same explicit seed.
+        **keywords: a named scheme's keywords (``a``, ``b``, ``mean``, ``std``, ``gain``,
+            ``mode``, ``nonlinearity``, ``sparsity``, ``val``, ``groups``); which scheme takes
+            which is checked when the class is defined. A number may be given as a function of
+            the declaring module: ``std=lambda block: 0.02 / math.sqrt(2 * block.n_layer)``.
+
+    Returns:
+        The spec; wrong input is reported, naming the layer, when the class is defined.
+    """
+    if callable(scheme) and not isinstance(scheme, Scheme) and _takes_one_argument(scheme):
+        # @seeded_init without parentheses: the result would become the attribute, no layer.
+        raise DeclarationError(
+            f"{getattr(scheme, '__qualname__', scheme)}: seeded_init takes the scheme, not the "
+            f'method; write @seeded_init(...) with parentheses, e.g. @seeded_init(scheme="default")'
+        )
+    try:
+        return _make_spec(scheme, seed, bias, params, share_seed, dict(keywords))
+    except DeclarationError as exc:
+        return InitSpec("default", problem=(type(exc), str(exc)))
+
+
+def _make_spec(
+    scheme: object,
+    seed: object,
+    bias: object,
+    params: object,
+    share_seed: object,
+    kwargs: Mapping[str, object],
+) -> InitSpec:
+    if isinstance(scheme, Scheme):
+        if kwargs:
+            raise DeclarationError(
+                f"scheme={scheme!r} carries its keywords; do not pass "
+                f"{', '.join(k + '=' for k in kwargs)} beside it"
+            )
+        kwargs = scheme.keywords()
+        scheme = scheme.name
+    if isinstance(scheme, str):
+        clean = check_kwargs(scheme, kwargs, f"scheme={scheme!r}")
+    elif callable(scheme):
+        if _takes_one_argument(scheme):
+            raise DeclarationError(
+                f"the function {getattr(scheme, '__qualname__', scheme)} takes one argument; a "
+                f"scheme function takes (tensor, generator) and draws from the generator"
+            )
+        if kwargs:
+            raise DeclarationError(
+                f"a function scheme takes no keywords, got {', '.join(k + '=' for k in kwargs)};"
+                f" bind them with functools.partial(fn, ...) or a small wrapper"
+            )
+        clean = {}
+    else:
+        raise DeclarationError(
+            f"scheme={scheme!r} ({type(scheme).__name__}) is neither a scheme name, a scheme "
+            f"such as Normal(std=0.02), nor a function (tensor, generator) -> None"
+        )
+    if seed is not None:
+        check_seed(seed, "seed=")
+    if not isinstance(share_seed, bool):
+        raise DeclarationError(f"share_seed={share_seed!r} must be True or False")
+    bias_spec = None if bias is None else _part(bias, "bias=")
+    if bias_spec is not None and bias_spec.problem is not None:
+        raise bias_spec.problem[0](bias_spec.problem[1])
+    parts: dict[str, InitSpec] = {}
+    if params is not None:
+        if not isinstance(params, Mapping):
+            raise DeclarationError(
+                f"params={params!r} must be a dict such as {{'weight_hh_l0': 'orthogonal'}}"
+            )
+        for key, value in params.items():
+            if not isinstance(key, str) or not key:
+                raise DeclarationError(f"params= key {key!r} must be a parameter or layer name")
+            part = _part(value, f"params[{key!r}]")
+            if part.problem is not None:
+                raise part.problem[0](part.problem[1])
+            parts[key] = part
+    return InitSpec(
+        scheme,  # type: ignore[arg-type]  # checked above: a name or a function
+        seed,  # type: ignore[arg-type]  # checked above: an int or None
+        MappingProxyType(clean),
+        bias_spec,
+        MappingProxyType(parts),
+        share_seed,
+    )
+
+
+def _takes_one_argument(fn: Callable[..., object]) -> bool:
+    """A method ``def name(self)`` rather than a scheme function ``(tensor, generator)``."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 1 and not any(p.kind == p.VAR_POSITIONAL for p in params)
