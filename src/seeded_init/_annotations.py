@@ -25,6 +25,7 @@ from ._spec import InitSpec, seeded_init
 __all__ = ["Scopes", "annotated_specs", "evaluate"]
 
 _ANNOTATED = (Annotated, typing_extensions.Annotated)
+_UNIONS: tuple[object, ...] = (typing.Optional, typing.Union)
 
 
 class Scopes:
@@ -45,7 +46,7 @@ class Scopes:
 
 def _defining_frame(cls: type) -> FrameType | None:
     """The frame running the ``class`` statement: its code holds the class body's code."""
-    frame: FrameType | None = sys._getframe(1)
+    frame: FrameType | None = inspect.currentframe()
     for _ in range(64):
         if frame is None:
             return None
@@ -116,7 +117,7 @@ def _from_string(text: str, scopes: Scopes, where: str) -> tuple[object, list[ob
         if not isinstance(node, ast.Subscript) or _head(node, scopes) not in _ANNOTATED:
             continue
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        metadata = []
+        metadata: list[object] = []
         for part in parts[1:]:
             try:
                 metadata.append(scopes.eval(part))
@@ -145,7 +146,7 @@ def _members(node: ast.expr, scopes: Scopes) -> list[ast.expr]:
     """``node``, or the members of the union it spells."""
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
         return _members(node.left, scopes) + _members(node.right, scopes)
-    if isinstance(node, ast.Subscript) and _head(node, scopes) in (typing.Optional, typing.Union):
+    if isinstance(node, ast.Subscript) and _head(node, scopes) in _UNIONS:
         inner = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         return [m for part in inner for m in _members(part, scopes)]
     return [node]

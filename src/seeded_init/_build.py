@@ -22,6 +22,8 @@ from torch.overrides import TorchFunctionMode
 from ._defaults import default_handler
 from ._errors import ConstructionError, DeclarationError
 from ._execute import GLOBAL_RNG_LOCK, SavedRng, write_steps
+from ._layer import table_of
+from ._torch import children, params
 
 if TYPE_CHECKING:
     from ._layer import DeclaredLayer
@@ -143,17 +145,19 @@ def end(m: SeededModule, ok: bool) -> None:
 
 
 def _finish_outermost(ok: bool) -> None:
+    from ._module import reset_tree  # import cycle: _module builds on this module
+
     st = _state
     made, rng, mode, replayed = st.made, st.rng, st.mode, st.replayed
     st.outermost, st.made, st.rng, st.mode, st.replayed = None, [], None, None, {}
     assert mode is not None and rng is not None
-    mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
+    mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # pyright: ignore[reportUnknownMemberType]
     try:
         if ok:
             covered: set[int] = set()
             for m in made:  # in the order their construction began: outer before inner
                 if id(m) not in covered:
-                    m._seeded_reset(construction=True)
+                    reset_tree(m, construction=True)
                     covered.update(id(x) for x in m.modules())
             _initialize_left_out(replayed, covered)
     finally:
@@ -184,8 +188,8 @@ def _initialize_left_out(
 
 def _build_declared(m: SeededModule) -> None:
     """Build the factories not yet built, in declaration order; check annotated attributes."""
-    for name, decl in type(m)._seeded_table.items():
-        present = name in m._modules or name in m._parameters
+    for name, decl in table_of(type(m)).items():
+        present = name in children(m) or name in params(m)
         if decl.factory is not None:
             if not present:
                 build_missing(m, decl)
@@ -227,13 +231,13 @@ def build_missing(m: SeededModule, decl: DeclaredLayer[Any]) -> object:
 def _check_type(m: nn.Module, decl: DeclaredLayer[Any], value: object, expected: object) -> None:
     where = f"{type(m).__qualname__}.{decl.name}"
     if not isinstance(value, nn.Module | nn.Parameter):
-        hint = ""
+        kind, hint = type(value).__name__, ""
         if isinstance(value, torch.Tensor):
             hint = " (a plain Tensor: wrap it as nn.Parameter(tensor))"
         elif isinstance(value, type) and issubclass(value, nn.Module):
             hint = f" (the class {value.__name__} itself: call it, {value.__name__}(...))"
         raise ConstructionError(
-            f"{where}: the factory returned {type(value).__name__}{hint}; a declared layer is an "
+            f"{where}: the factory returned {kind}{hint}; a declared layer is an "
             f"nn.Module or an nn.Parameter, e.g. `return nn.Linear(...)`"
         )
     allowed = _classes(expected)

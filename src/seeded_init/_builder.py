@@ -15,11 +15,12 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 from ._defaults import default_handler
 from ._errors import DeclarationError, PlanError
-from ._layer import DeclaredLayer
+from ._layer import table_of
 from ._schemes import SCHEMES, make_fill, resolve_kwargs, rule_text, shape_problem
 from ._seeds import derive_seed
 from ._spec import InitSpec
 from ._steps import Step, is_bias_name
+from ._torch import NormBase, buffers, children, forward_pre_hooks, named_modules, params
 from ._units import Plan, Unit, inside, join, module_reset, uninitialized
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class Builder:
             self.third_party_unit(m, path)
         else:
             claimed = self.plain_unit(m, path)
-            for name, child in m._modules.items():
+            for name, child in children(m).items():
                 if child is not None and name not in claimed:
                     self.visit(child, join(path, name))
 
@@ -80,15 +81,14 @@ class Builder:
             pinned = self.call_seeds.get(path, m.__dict__.get("_seeded_root_seed"))
             if pinned is not None:
                 self.seeds[path] = pinned
-        table: dict[str, DeclaredLayer[nn.Module | nn.Parameter]]
-        table = type(m)._seeded_table  # type: ignore[assignment]
+        table = table_of(type(m))
         for name, decl in table.items():
             lp = join(path, name)
             where = f"{decl.owner.__qualname__ if decl.owner else '?'}.{name}"
-            if name in m._modules:
-                target: nn.Module | torch.Tensor | None = m._modules[name]
-            elif name in m._parameters:
-                target = m._parameters[name]
+            if name in children(m):
+                target: nn.Module | torch.Tensor | None = children(m)[name]
+            elif name in params(m):
+                target = params(m)[name]
             else:
                 raise PlanError(
                     f"{where} (path {lp!r}) is declared but the model has no such layer; it was "
@@ -105,7 +105,7 @@ class Builder:
             else:
                 self.declared_param(m, name, lp, decl.spec, where)
         self.plain_unit(m, path, declared=frozenset(table))
-        for name, child in m._modules.items():
+        for name, child in children(m).items():
             if child is not None and name not in table:
                 self.visit(child, join(path, name))
 
@@ -151,7 +151,7 @@ class Builder:
         except PlanError as exc:
             if not tolerant or parametrize.is_parametrized(m):
                 raise
-            own = [n for n, p in m._parameters.items() if p is not None and n not in skip]
+            own = [n for n, p in params(m).items() if p is not None and n not in skip]
             return [
                 Step(m, n, join(path, n), None, False, "no rule", missing=str(exc)) for n in own
             ], frozenset()
@@ -160,12 +160,10 @@ class Builder:
         self, m: nn.Module, path: str, skip: frozenset[str]
     ) -> tuple[list[Step], frozenset[str]]:
         if any(
-            uninitialized(t)
-            for t in [*m._parameters.values(), *m._buffers.values()]
-            if t is not None
+            uninitialized(t) for t in [*params(m).values(), *buffers(m).values()] if t is not None
         ):
             return [], frozenset()  # a lazy layer: nothing to draw until its first forward
-        own = [n for n, p in m._parameters.items() if p is not None and n not in skip]
+        own = [n for n, p in params(m).items() if p is not None and n not in skip]
         _refuse_parametrized(m, path)
         handler = default_handler(m)
         if handler is not None:
@@ -219,18 +217,18 @@ class Builder:
             own, claimed = self.default_steps(m, path, tolerant=tolerant)
             rest = [
                 s
-                for name, c in m._modules.items()
+                for name, c in children(m).items()
                 if c is not None and name not in claimed
                 for s in self.subtree_default(c, join(path, name), False, tolerant)
             ]
             return own + rest
-        children = [
+        drawn = [
             s
-            for name, c in m._modules.items()
+            for name, c in children(m).items()
             if c is not None
             for s in self.subtree_default(c, join(path, name), False, tolerant)
         ]
-        return children + self.default_steps(m, path, tolerant=tolerant)[0]
+        return drawn + self.default_steps(m, path, tolerant=tolerant)[0]
 
     # -- declared layers -----------------------------------------------------------------------
     def declared_unit(
@@ -330,7 +328,7 @@ class Builder:
 
     def visit_nested(self, m: nn.Module, path: str) -> None:
         """Mark a declared subtree as seen; nested SeededModules in it get their own visit."""
-        for name, child in m._modules.items():
+        for name, child in children(m).items():
             if child is None:
                 continue
             if isinstance(child, self.seeded_type):
@@ -347,32 +345,29 @@ class Builder:
         while stack:
             mod, rel = stack.pop()
             _refuse_parametrized(mod, join(path, rel))
-            for name, p in mod._parameters.items():
+            for name, p in params(mod).items():
                 if p is not None and id(p) not in seen and not uninitialized(p):
                     seen.add(id(p))
                     out.append((mod, name, join(rel, name), join(path, join(rel, name))))
-            children = [
+            below = [
                 (child, join(rel, name))
-                for name, child in mod._modules.items()
+                for name, child in children(mod).items()
                 if child is not None and not isinstance(child, self.seeded_type)
             ]
-            stack.extend(reversed(children))  # keep registration order
+            stack.extend(reversed(below))  # keep registration order
         return out
 
     def norm_stat_steps(self, m: nn.Module, path: str) -> list[Step]:
         """Running statistics of batch/instance norms in the subtree are reset by any scheme."""
-        from torch.nn.modules.batchnorm import _NormBase
-
-        out = []
-        for name, sub in m.named_modules():
-            if isinstance(sub, _NormBase) and not any(
-                uninitialized(b) for b in sub._buffers.values() if b is not None
+        out: list[Step] = []
+        for name, sub in named_modules(m):
+            handler = default_handler(sub)
+            if (
+                isinstance(sub, NormBase)
+                and handler is not None
+                and not any(uninitialized(b) for b in buffers(sub).values() if b is not None)
             ):
-                out += [
-                    s
-                    for s in default_handler(sub)(sub, join(path, name))[0]  # type: ignore[misc]
-                    if s.buffer
-                ]
+                out += [s for s in handler(sub, join(path, name))[0] if s.buffer]
         return out
 
     def part_steps(
@@ -406,7 +401,7 @@ class Builder:
                     )
                 out += mine
                 continue
-            tensor = mod._parameters[attr]
+            tensor = params(mod)[attr]
             assert tensor is not None
             if isinstance(spec.scheme, str):
                 problem = shape_problem(spec.scheme, kwargs, tuple(tensor.shape))
@@ -453,7 +448,7 @@ class Builder:
         under = [t for t in tensors if t[2].startswith(key + ".")]
         if under:
             return under, m.get_submodule(key)
-        names = sorted({t[2] for t in tensors} | {n for n, _ in m.named_modules() if n})
+        names = sorted({t[2] for t in tensors} | {n for n, _ in named_modules(m) if n})
         raise PlanError(
             f"{where}: params= names {key!r}, which is neither a parameter nor a sub-layer of "
             f"{type(m).__name__} at {path!r}; known names: {names}"
@@ -461,7 +456,7 @@ class Builder:
 
     def with_padding(self, steps: list[Step]) -> list[Step]:
         """Embedding padding rows stay zero under every scheme."""
-        out = []
+        out: list[Step] = []
         for s in steps:
             mod = s.module
             if (
@@ -483,7 +478,7 @@ def _refuse_parametrized(m: nn.Module, path: str) -> None:
     """Writing a parametrization's originals would not give the declared effective weight."""
     old_style = [
         type(hook).__name__
-        for hook in m._forward_pre_hooks.values()
+        for hook in forward_pre_hooks(m)
         if isinstance(hook, WeightNorm | SpectralNorm)
     ]
     if old_style:
@@ -495,11 +490,11 @@ def _refuse_parametrized(m: nn.Module, path: str) -> None:
         )
     if not parametrize.is_parametrized(m):
         return
-    table = m._modules["parametrizations"]
+    table = children(m)["parametrizations"]
     assert table is not None
     kinds = {
         name: [type(p).__name__ for p in plist.children()]
-        for name, plist in table._modules.items()
+        for name, plist in children(table).items()
         if plist is not None
     }
     raise PlanError(

@@ -46,8 +46,9 @@ def wraps_construction(init: _F) -> _F:
         finally:
             end(self, ok)
 
-    __init__._seeded_wrapped = True  # type: ignore[attr-defined]
-    return __init__  # type: ignore[return-value]
+    vars(__init__)["_seeded_wrapped"] = True
+    wrapped: _F = __init__  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
+    return wrapped
 
 
 def prepare_class(cls: type[SeededModule], base: type[SeededModule]) -> None:
@@ -99,7 +100,7 @@ def prepare_class(cls: type[SeededModule], base: type[SeededModule]) -> None:
             f"SeededModule, so declarations would be bypassed; list SeededModule first: "
             f"class {cls.__name__}(SeededModule, {source.__name__})"
         )
-    cls._seeded_table = MappingProxyType(table)
+    type.__setattr__(cls, "_seeded_table", MappingProxyType(table))
     # Wrap the __init__ that runs first, even one inherited from another base listed before
     # SeededModule (class M(nn.Sequential, SeededModule)), so construction ends after it.
     if not getattr(cls.__init__, "_seeded_wrapped", False):
@@ -119,7 +120,7 @@ def _check_name(cls: type, name: str, where: str) -> None:
 
 
 def _check_factory(factory: Callable[..., Any], where: str) -> None:
-    if isinstance(factory, staticmethod | classmethod | property):
+    if isinstance(factory, property) or type(factory) in (staticmethod, classmethod):
         raise DeclarationError(
             f"{where}: @seeded_init(...) decorates a plain method `def name(self) -> Layer`, "
             f"not a {type(factory).__name__}"

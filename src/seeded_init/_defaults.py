@@ -13,12 +13,11 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _NormBase
-from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.rnn import RNNBase, RNNCellBase
 
 from ._schemes import Fill
 from ._steps import Step
+from ._torch import ConvNd, NormBase, buffers, children, fan_in, is_lazy, params
 
 __all__ = ["Handler", "default_handler"]
 
@@ -55,12 +54,12 @@ def _zeros(t: torch.Tensor, g: torch.Generator) -> object:
 
 def _weight_bias_fan(m: nn.Module, path: str) -> list[Step]:
     """Linear and convolutions: kaiming_uniform(a=sqrt(5)), bias uniform(+-1/sqrt(fan_in))."""
-    weight = m._parameters["weight"]
+    weight = params(m)["weight"]
     assert weight is not None
     steps = [_step(m, path, "weight", _kaiming_a_sqrt5, "kaiming_uniform(a=sqrt(5))")]
-    if m._parameters.get("bias") is not None:
-        fan_in = nn.init._calculate_fan_in_and_fan_out(weight)[0] if weight.dim() >= 2 else 0
-        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+    if params(m).get("bias") is not None:
+        fan = fan_in(weight) if weight.dim() >= 2 else 0
+        bound = 1 / math.sqrt(fan) if fan > 0 else 0
         steps.append(_step(m, path, "bias", _uniform(bound), f"uniform(+-{bound:.4g})"))
     return steps
 
@@ -70,12 +69,12 @@ def _linear(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
 
 
 def _bilinear(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
-    weight = m._parameters["weight"]
+    weight = params(m)["weight"]
     assert weight is not None
     bound = 1 / math.sqrt(weight.size(1))
     rule = f"uniform(+-{bound:.4g})"
     steps = [_step(m, path, "weight", _uniform(bound), rule)]
-    if m._parameters.get("bias") is not None:
+    if params(m).get("bias") is not None:
         steps.append(_step(m, path, "bias", _uniform(bound), rule))
     return steps, _NONE
 
@@ -96,10 +95,10 @@ def _embedding(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
 
 
 def _affine_norm(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
-    steps = []
-    if m._parameters.get("weight") is not None:
+    steps: list[Step] = []
+    if params(m).get("weight") is not None:
         steps.append(_step(m, path, "weight", _ones, "ones", draws=False))
-    if m._parameters.get("bias") is not None:
+    if params(m).get("bias") is not None:
         steps.append(_step(m, path, "bias", _zeros, "zeros", draws=False))
     return steps, _NONE
 
@@ -112,7 +111,7 @@ def _batch_norm(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
             ("running_var", _ones, "ones"),
             ("num_batches_tracked", _zeros, "zeros"),
         )
-        if m._buffers.get(name) is not None
+        if buffers(m).get(name) is not None
     ]
     return steps + _affine_norm(m, path)[0], _NONE
 
@@ -121,15 +120,13 @@ def _rnn(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
     hidden = int(vars(m)["hidden_size"])
     stdv = 1.0 / math.sqrt(hidden) if hidden > 0 else 0
     rule = f"uniform(+-{stdv:.4g})"
-    steps = [
-        _step(m, path, n, _uniform(stdv), rule) for n, p in m._parameters.items() if p is not None
-    ]
+    steps = [_step(m, path, n, _uniform(stdv), rule) for n, p in params(m).items() if p is not None]
     return steps, _NONE
 
 
 def _mha(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
     # The constructor builds out_proj (a Linear, which draws) before _reset_parameters runs.
-    out = m._modules["out_proj"]
+    out = children(m)["out_proj"]
     assert out is not None
     steps = _weight_bias_fan(out, _join(path, "out_proj"))
     xavier_u: Fill = lambda t, g: nn.init.xavier_uniform_(t, generator=g)  # noqa: E731
@@ -140,12 +137,12 @@ def _mha(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
         else ("q_proj_weight", "k_proj_weight", "v_proj_weight")
     )
     steps += [_step(m, path, n, xavier_u, "xavier_uniform") for n in names]
-    if m._parameters.get("in_proj_bias") is not None:
+    if params(m).get("in_proj_bias") is not None:
         steps.append(_step(m, path, "in_proj_bias", _zeros, "zeros", draws=False))
-        if out._parameters.get("bias") is not None:
+        if params(out).get("bias") is not None:
             steps.append(_step(out, _join(path, "out_proj"), "bias", _zeros, "zeros", draws=False))
     for n in ("bias_k", "bias_v"):
-        if m._parameters.get(n) is not None:
+        if params(m).get(n) is not None:
             steps.append(_step(m, path, n, xavier_n, "xavier_normal"))
     return steps, frozenset({"out_proj"})
 
@@ -161,12 +158,12 @@ _TABLE: list[tuple[type[nn.Module], str, Handler]] = [
     (nn.MultiheadAttention, "_reset_parameters", _mha),
     (nn.Bilinear, "reset_parameters", _bilinear),
     (nn.Linear, "reset_parameters", _linear),
-    (_ConvNd, "reset_parameters", _linear),
+    (ConvNd, "reset_parameters", _linear),
     (nn.Embedding, "reset_parameters", _embedding),
     (nn.EmbeddingBag, "reset_parameters", _embedding),
     (nn.LayerNorm, "reset_parameters", _affine_norm),
     (nn.GroupNorm, "reset_parameters", _affine_norm),
-    (_NormBase, "reset_parameters", _batch_norm),
+    (NormBase, "reset_parameters", _batch_norm),
     (RNNBase, "reset_parameters", _rnn),
     (RNNCellBase, "reset_parameters", _rnn),
     (nn.PReLU, "reset_parameters", _prelu),
@@ -181,7 +178,7 @@ def default_handler(m: nn.Module) -> Handler | None:
     A subclass that overrides the init method gets None: its own method is the truth. Lazy
     layers override ``reset_parameters`` only to wait for their shape, so they keep the replay.
     """
-    lazy = isinstance(m, nn.modules.lazy.LazyModuleMixin)
+    lazy = is_lazy(m)
     for base, method, handler in _TABLE:
         if isinstance(m, base):
             if lazy or getattr(type(m), method, None) is getattr(base, method):

@@ -9,7 +9,7 @@ generator ever meets a tensor of another device.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._errors import PlanError
 from ._steps import Step
+from ._torch import buffers, cuda_ready, params
 from ._units import Plan, Unit, join, lookup
 
 __all__ = ["GLOBAL_RNG_LOCK", "SavedRng", "execute", "global_rng_restored", "write_steps"]
@@ -32,7 +33,7 @@ class SavedRng:
     def __init__(self) -> None:
         self.cpu = torch.get_rng_state()
         self.cuda: list[torch.Tensor] | None = None
-        if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        if cuda_ready():
             self.cuda = torch.cuda.get_rng_state_all()
 
     def restore(self) -> None:
@@ -42,7 +43,7 @@ class SavedRng:
 
 
 @contextmanager
-def global_rng_restored() -> Iterator[None]:
+def global_rng_restored() -> Generator[None, None, None]:
     """Restore the CPU and (initialized) CUDA global RNG states on exit."""
     saved = SavedRng()
     try:
@@ -186,7 +187,7 @@ def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection, poisoned: 
     # left unwritten (or read before written) and cannot be initialized reproducibly.
     own = [
         (name, p)
-        for name, p in m._parameters.items()
+        for name, p in params(m).items()
         if p is not None
         and p.is_floating_point()
         and not p.is_meta
@@ -217,10 +218,7 @@ def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection, poisoned: 
 
 def _parameter_objects(m: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.nn.Parameter]]:
     return [
-        (mod, name, p)
-        for mod in m.modules()
-        for name, p in mod._parameters.items()
-        if p is not None
+        (mod, name, p) for mod in m.modules() for name, p in params(mod).items() if p is not None
     ]
 
 
@@ -230,7 +228,7 @@ def _keep_identity(
     """Put back parameter objects a module's reset replaced, with the new values: optimizers
     and ties keep working."""
     for mod, name, p in objects:
-        now = mod._parameters.get(name)
+        now = params(mod).get(name)
         if now is p:
             continue
         if now is None or now.shape != p.shape or now.dtype != p.dtype:
@@ -240,7 +238,7 @@ def _keep_identity(
                 f"parameter objects in place. Make it write into the existing parameter"
             )
         p.copy_(now)
-        mod._parameters[name] = p
+        params(mod)[name] = p
 
 
 def _check_written(unit: Unit, poisoned: Poisoned) -> None:
@@ -275,7 +273,7 @@ class _Selection:
             self.tensors = {
                 id(t)
                 for m in part.modules()
-                for t in [*m._parameters.values(), *m._buffers.values()]
+                for t in [*params(m).values(), *buffers(m).values()]
                 if t is not None
             }
 
@@ -383,7 +381,7 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
     except Exception as exc:
         with torch.no_grad():
             for mod, name, p in objects:  # parameter objects a failed reset replaced
-                mod._parameters[name] = p
+                params(mod)[name] = p
             for t, old in saved:
                 t.copy_(old)
         restored = "every tensor the reset would write was restored to its value before it"

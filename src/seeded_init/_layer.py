@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from torch import nn
 from typing_extensions import Self
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._module import SeededModule
     from ._spec import InitSpec
 
-__all__ = ["Declaration", "DeclaredLayer"]
+__all__ = ["Declaration", "DeclaredLayer", "table_of"]
 
 _T = TypeVar("_T", bound="nn.Module | nn.Parameter")
 
@@ -113,14 +113,16 @@ class DeclaredLayer(Generic[_T]):
         d = instance.__dict__
         for table in (d.get("_modules"), d.get("_parameters")):
             if table is not None and self.name in table:
-                return table[self.name]  # type: ignore[no-any-return]
+                held: _T = table[self.name]
+                return held
         from ._build import build_missing
 
-        return build_missing(instance, self)  # type: ignore[return-value]
+        built: _T = build_missing(instance, self)  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
+        return built
 
     def __set__(self, instance: SeededModule, value: _T, /) -> None:
         # nn.Module.__setattr__ handles Modules and Parameters itself; only other values get here.
-        if value is None:
+        if value is None:  # pyright: ignore[reportUnnecessaryComparison]  # None arrives at run time
             instance.__dict__["_modules"][self.name] = None
             return
         where = f"{type(instance).__qualname__}.{self.name}"
@@ -128,3 +130,9 @@ class DeclaredLayer(Generic[_T]):
             f"{where} is a declared layer; it holds an nn.Module or nn.Parameter, not "
             f"{type(value).__name__}. Assign a layer, e.g. self.{self.name} = nn.Linear(...)"
         )
+
+
+def table_of(cls: type) -> Mapping[str, DeclaredLayer[Any]]:
+    """The declarations of a prepared SeededModule class, in declaration order."""
+    table: Mapping[str, DeclaredLayer[Any]] = cls.__dict__["_seeded_table"]
+    return table

@@ -16,6 +16,7 @@ from torch import nn
 
 from ._build import under_construction
 from ._execute import fallback_running
+from ._torch import named_modules, params
 from ._units import lookup, module_reset
 
 __all__ = ["Link", "SubtreeReset", "Tie", "find_ties"]
@@ -52,7 +53,7 @@ class Link:
             return None
         if lookup(root, self.path) is module:
             return root
-        for path, m in root.named_modules():
+        for path, m in named_modules(root):
             if m is module:
                 self.path = path
                 return root
@@ -80,13 +81,13 @@ class SubtreeReset:
         module = self._module()
         if module is None:
             return
+        from ._module import SeededModule, reset_tree  # import cycle: _module builds on links
+
         link = module.__dict__.get("_seeded_link")
         root = link.resolve() if isinstance(link, Link) else None
-        reset = getattr(root, "_seeded_reset", None)
         if (
             not isinstance(link, Link)
-            or root is None
-            or reset is None
+            or not isinstance(root, SeededModule)
             or under_construction(root)
             or fallback_running()
             or args
@@ -98,7 +99,7 @@ class SubtreeReset:
             if own is not None:
                 own(module, *args, **kwargs)
             return
-        reset(within=link.path)
+        reset_tree(root, within=link.path)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SubtreeReset:
         module = self._module()
@@ -130,12 +131,12 @@ class Tie:
         alias_mod, alias_attr = _resolve(root, self.alias)
         if owner_mod is None or alias_mod is None:
             return
-        kept, other = owner_mod._parameters.get(owner_attr), alias_mod._parameters.get(alias_attr)
+        kept, other = params(owner_mod).get(owner_attr), params(alias_mod).get(alias_attr)
         if kept is None or other is None or kept is other or kept.shape != other.shape:
             return
         tokens = (vars(kept).get("_seeded_tie"), vars(other).get("_seeded_tie"))
         if self.token not in tokens:  # both replaced: to_empty, or a copy of an untied model
-            alias_mod._parameters[alias_attr] = kept
+            params(alias_mod)[alias_attr] = kept
 
 
 def _resolve(root: nn.Module, where: str) -> tuple[nn.Module | None, str]:
@@ -146,9 +147,9 @@ def _resolve(root: nn.Module, where: str) -> tuple[nn.Module | None, str]:
 def find_ties(root: nn.Module) -> list[Tie]:
     """Every parameter held under a second name in ``root``'s tree."""
     first: dict[int, str] = {}
-    ties = []
-    for path, m in root.named_modules():
-        for attr, p in m._parameters.items():
+    ties: list[Tie] = []
+    for path, m in named_modules(root):
+        for attr, p in params(m).items():
             if p is None:
                 continue
             here = f"{path}:{attr}"

@@ -13,14 +13,15 @@ from ._build import under_construction
 from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
 from ._execute import execute
-from ._layer import Declaration, DeclaredLayer
+from ._layer import Declaration, DeclaredLayer, table_of
 from ._links import Link, SubtreeReset, find_ties
 from ._plan import build_plan
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
+from ._torch import named_modules, params
 from ._units import join, lookup, module_reset
 
-__all__ = ["SeededModule", "declarations"]
+__all__ = ["SeededModule", "declarations", "link_tree", "reset_tree", "root_of"]
 
 
 class SeededModule(nn.Module):
@@ -37,12 +38,12 @@ class SeededModule(nn.Module):
     _seeded_table: ClassVar[Mapping[str, DeclaredLayer[Any]]] = MappingProxyType({})
     __jit_unused_properties__: ClassVar[list[str]] = ["root_seed"]  # for torch.jit.script
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         prepare_class(cls, SeededModule)
 
     @wraps_construction
-    def __init__(self, *args: Any, seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: object, seed: int | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         if seed is not None:
             self.root_seed = seed
@@ -58,7 +59,7 @@ class SeededModule(nn.Module):
         own = self.__dict__.get("_seeded_root_seed")
         if own is not None:
             return int(own)
-        root, path = self._seeded_root()
+        root, path = root_of(self)
         if root is self:
             return DEFAULT_ROOT_SEED
         while path:  # the nearest enclosing module given a seed, else the model's
@@ -91,78 +92,80 @@ class SeededModule(nn.Module):
             check_seed(seed, f"{type(self).__qualname__}.reset_parameters: seed=")
         if under_construction(self):
             return  # the construction ends with this very reset
-        self._seeded_reset(seed=seed)
+        reset_tree(self, seed=seed)
 
     def init_plan(self, seed: int | None = None) -> InitPlan:
         """What ``reset_parameters(seed)`` would write, without writing anything."""
         if seed is not None:
             check_seed(seed, f"{type(self).__qualname__}.init_plan: seed=")
-        root, prefix = self._seeded_root()
-        return build_plan(*root._seeded_seeds(prefix, seed)).records(within=prefix)
-
-    def _seeded_root(self) -> tuple[SeededModule, str]:
-        """The outermost SeededModule whose last reset covered this one, and our path in it."""
-        link: Link | None = self.__dict__.get("_seeded_link")
-        if link is not None:
-            root = link.resolve()
-            if isinstance(root, SeededModule):
-                outer, prefix = root._seeded_root()
-                return outer, join(prefix, link.path)
-        return self, ""
-
-    def _seeded_reset(
-        self, seed: int | None = None, within: str = "", construction: bool = False
-    ) -> None:
-        root: SeededModule = self
-        prefix = ""
-        if not construction:
-            root, prefix = self._seeded_root()
-        for tie in root.__dict__.get("_seeded_ties", ()):
-            tie.restore(root)
-        plan = build_plan(*root._seeded_seeds(prefix, seed))
-        execute(plan, join(prefix, within), construction)
-        root._seeded_link_tree(root, "")
-        root.__dict__["_seeded_ties"] = find_ties(root)
-
-    def _seeded_seeds(
-        self, prefix: str, seed: int | None
-    ) -> tuple[SeededModule, int, dict[str, int]]:
-        """build_plan's arguments for a reset of the part at ``prefix`` with a per-call seed."""
-        if seed is None:
-            return self, self.root_seed, {}
-        if not prefix:
-            return self, seed, {}
-        return self, self.root_seed, {prefix: seed}
-
-    def _seeded_link_tree(self, top: nn.Module, path: str) -> None:
-        """Link ``top`` (at ``path`` in this root's tree) and everything under it to this root:
-        nested SeededModules reset through it, layers get a reset that re-draws their part."""
-        for sub_path, m in top.named_modules(prefix=path):
-            if m is self:
-                continue
-            link = m.__dict__.get("_seeded_link")
-            if not (isinstance(link, Link) and link.points_to(self, sub_path)):
-                m.__dict__["_seeded_link"] = Link(self, sub_path, m)
-            if (
-                not isinstance(m, SeededModule)
-                and not isinstance(m.__dict__.get("reset_parameters"), SubtreeReset)
-                and (
-                    any(p is not None for p in m._parameters.values())
-                    or module_reset(m) is not None
-                    or default_handler(m) is not None
-                )
-            ):
-                m.__dict__["reset_parameters"] = SubtreeReset(m)
+        root, prefix = root_of(self)
+        return build_plan(*_plan_args(root, prefix, seed)).records(within=prefix)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A copy (deepcopy, pickle, torch.load) links its layers to itself; an outer copy,
         # rebuilt after its children, links them to itself in turn.
-        super().__setstate__(state)  # type: ignore[no-untyped-call]
-        self._seeded_link_tree(self, "")
+        super().__setstate__(state)  # type: ignore[no-untyped-call]  # pyright: ignore[reportUnknownMemberType]
+        link_tree(self, self, "")
         ties = {(t.owner, t.alias): t for t in state.get("_seeded_ties", ())}
         for tie in find_ties(self):
             ties.setdefault((tie.owner, tie.alias), tie)
         self.__dict__["_seeded_ties"] = list(ties.values())
+
+
+def root_of(m: SeededModule) -> tuple[SeededModule, str]:
+    """The outermost SeededModule whose tree holds ``m``, and ``m``'s path in it."""
+    link = m.__dict__.get("_seeded_link")
+    if isinstance(link, Link):
+        root = link.resolve()
+        if isinstance(root, SeededModule):
+            outer, prefix = root_of(root)
+            return outer, join(prefix, link.path)
+    return m, ""
+
+
+def reset_tree(
+    m: SeededModule, seed: int | None = None, within: str = "", construction: bool = False
+) -> None:
+    """Reset the part ``within`` of ``m`` (all of it for ""), from the plan of ``m``'s root."""
+    root, prefix = (m, "") if construction else root_of(m)
+    for tie in root.__dict__.get("_seeded_ties", ()):
+        tie.restore(root)
+    plan = build_plan(*_plan_args(root, prefix, seed))
+    execute(plan, join(prefix, within), construction)
+    link_tree(root, root, "")
+    root.__dict__["_seeded_ties"] = find_ties(root)
+
+
+def _plan_args(
+    root: SeededModule, prefix: str, seed: int | None
+) -> tuple[SeededModule, int, dict[str, int]]:
+    """build_plan's arguments for a reset of the part at ``prefix`` with a per-call seed."""
+    if seed is None:
+        return root, root.root_seed, {}
+    if not prefix:
+        return root, seed, {}
+    return root, root.root_seed, {prefix: seed}
+
+
+def link_tree(root: SeededModule, top: nn.Module, path: str) -> None:
+    """Link ``top`` (at ``path`` in ``root``'s tree) and everything under it to ``root``:
+    nested SeededModules reset through it, layers get a reset that re-draws their part."""
+    for sub_path, m in named_modules(top, path):
+        if m is root:
+            continue
+        link = m.__dict__.get("_seeded_link")
+        if not (isinstance(link, Link) and link.points_to(root, sub_path)):
+            m.__dict__["_seeded_link"] = Link(root, sub_path, m)
+        if (
+            not isinstance(m, SeededModule)
+            and not isinstance(m.__dict__.get("reset_parameters"), SubtreeReset)
+            and (
+                any(p is not None for p in params(m).values())
+                or module_reset(m) is not None
+                or default_handler(m) is not None
+            )
+        ):
+            m.__dict__["reset_parameters"] = SubtreeReset(m)
 
 
 def declarations(model: type[SeededModule] | SeededModule) -> Mapping[str, Declaration]:
@@ -172,9 +175,9 @@ def declarations(model: type[SeededModule] | SeededModule) -> Mapping[str, Decla
         TypeError: ``model`` is not a SeededModule class or instance.
     """
     cls = model if isinstance(model, type) else type(model)
-    if not issubclass(cls, SeededModule):
+    if not issubclass(cls, SeededModule):  # pyright: ignore[reportUnnecessaryIsInstance]  # untyped callers
         raise TypeError(f"declarations() takes a SeededModule class or instance, not {cls!r}")
-    return MappingProxyType({n: d.declaration() for n, d in cls._seeded_table.items()})
+    return MappingProxyType({n: d.declaration() for n, d in table_of(cls).items()})
 
 
 def _on_module_registered(parent: nn.Module, name: str, child: nn.Module | None) -> None:
@@ -185,15 +188,15 @@ def _on_module_registered(parent: nn.Module, name: str, child: nn.Module | None)
     if isinstance(parent, SeededModule):
         if "_modules" not in parent.__dict__:
             return  # parent not initialized yet
-        root, prefix = parent._seeded_root()
+        root, prefix = root_of(parent)
     else:
         link = parent.__dict__.get("_seeded_link")
         outer = link.resolve() if isinstance(link, Link) else None
-        if not isinstance(outer, SeededModule) or link is None:
+        if not isinstance(outer, SeededModule) or not isinstance(link, Link):
             return
-        root, above = outer._seeded_root()
+        root, above = root_of(outer)
         prefix = join(above, link.path)
-    root._seeded_link_tree(child, join(prefix, name))
+    link_tree(root, child, join(prefix, name))
 
 
 register_module_module_registration_hook(_on_module_registered)

@@ -57,10 +57,10 @@ def _resolve_ownership(plan: Plan) -> None:
         unit.steps = kept
     shared = _shared_tensors(plan.root)
     for unit in order:
-        steps = []
+        steps: list[Step] = []
         for step in unit.steps:
             if step.fallback is not None:
-                foreign = set()
+                foreign: set[int] = set()
                 for path, t in step_tensors(step):
                     prev = owner.setdefault(id(t), (unit, path))
                     if prev[0] is not unit:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, get_args
+from typing import Final, cast, get_args
 
 import torch
 from torch.nn import init
@@ -144,8 +144,7 @@ def check_kwargs(scheme: str, given: Mapping[str, object], where: str) -> dict[s
             )
         elif isinstance(value, float) and not math.isfinite(value):
             raise DeclarationError(f"{where}: {key}={value!r} must be finite")
-        assert value is None or callable(value) or isinstance(value, int | float | str)
-        out[key] = value
+        out[key] = cast("KwValue", value)  # checked above, by kind
     if not any(callable(v) for v in out.values()):
         _check_ranges(scheme, out, where)
     return out
@@ -166,7 +165,8 @@ def resolve_kwargs(
         if callable(value):
             try:
                 # typed Callable[[Never], float]: it takes the user's own module class
-                out[key] = value(owner)  # type: ignore[arg-type]
+                call = cast("Callable[[object], object]", value)
+                out[key] = call(owner)
             except Exception as exc:
                 raise DeclarationError(f"{where}: {key}= function raised {exc!r}") from exc
         else:

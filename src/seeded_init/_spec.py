@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 from torch import nn
 from typing_extensions import Unpack
@@ -244,7 +244,8 @@ def _make_spec(
             raise DeclarationError(
                 f"params={params!r} must be a dict such as {{'weight_hh_l0': 'orthogonal'}}"
             )
-        for key, value in params.items():
+        entries = cast("Mapping[object, object]", params)
+        for key, value in entries.items():
             if not isinstance(key, str) or not key:
                 raise DeclarationError(f"params= key {key!r} must be a parameter or layer name")
             part = _part(value, f"params[{key!r}]")
@@ -252,8 +253,8 @@ def _make_spec(
                 raise part.problem[0](part.problem[1])
             parts[key] = part
     return InitSpec(
-        scheme,  # type: ignore[arg-type]  # checked above: a name or a function
-        seed,  # type: ignore[arg-type]  # checked above: an int or None
+        cast("SchemeName | InitFn", scheme),  # checked above: a name or a function
+        cast("int | None", seed),  # checked above
         MappingProxyType(clean),
         bias_spec,
         MappingProxyType(parts),

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ._schemes import Fill
+from ._torch import buffers, params
 
 __all__ = ["Step", "is_bias_name"]
 
@@ -38,7 +39,7 @@ class Step:
 
     def tensor(self) -> torch.Tensor | None:
         """The tensor this step writes, looked up now (``to_empty`` replaces parameters)."""
-        table = self.module._buffers if self.buffer else self.module._parameters
+        table = buffers(self.module) if self.buffer else params(self.module)
         return table.get(self.attr)
 
 

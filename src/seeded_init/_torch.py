@@ -1,0 +1,82 @@
+"""The parts of ``nn.Module`` seeded-init reads below its public methods, in one place.
+
+A module's own tensors and children live in its ``_parameters``, ``_buffers`` and ``_modules``
+dictionaries (``named_parameters(recurse=False)`` walks the same, slower); torch leaves some of
+these, and a few functions, without full type information, which strict type checkers would
+otherwise carry into every module here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import cast
+
+import torch
+from torch import nn
+from torch.nn.modules import batchnorm, conv
+
+__all__ = [
+    "ConvNd",
+    "NormBase",
+    "buffers",
+    "children",
+    "cuda_ready",
+    "fan_in",
+    "forward_pre_hooks",
+    "is_lazy",
+    "named_modules",
+    "params",
+]
+
+
+def params(m: nn.Module) -> dict[str, nn.Parameter | None]:
+    """``m``'s own parameters by name (None for a registered ``None``), the live dictionary."""
+    table: dict[str, nn.Parameter | None] = m._parameters  # pyright: ignore[reportPrivateUsage]
+    return table
+
+
+def buffers(m: nn.Module) -> dict[str, torch.Tensor | None]:
+    """``m``'s own buffers by name, the live dictionary."""
+    table: dict[str, torch.Tensor | None] = m._buffers  # pyright: ignore[reportPrivateUsage]
+    return table
+
+
+def children(m: nn.Module) -> dict[str, nn.Module | None]:
+    """``m``'s direct children by name, the live dictionary."""
+    table: dict[str, nn.Module | None] = m._modules  # pyright: ignore[reportPrivateUsage]
+    return table
+
+
+def named_modules(m: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """``m.named_modules(prefix=prefix)``, each module once."""
+    modules = m.named_modules(prefix=prefix)  # pyright: ignore[reportUnknownVariableType]
+    return cast("Iterator[tuple[str, nn.Module]]", modules)
+
+
+def forward_pre_hooks(m: nn.Module) -> list[object]:
+    """The forward pre-hooks of ``m`` (the old weight_norm/spectral_norm live there)."""
+    hooks = m._forward_pre_hooks  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType, reportUnknownVariableType]
+    return list(cast("Mapping[int, object]", hooks).values())
+
+
+def fan_in(weight: torch.Tensor) -> int:
+    """PyTorch's fan_in of a weight (as ``torch.nn.init`` computes it)."""
+    return nn.init._calculate_fan_in_and_fan_out(weight)[0]  # pyright: ignore[reportPrivateUsage]
+
+
+#: The bases of PyTorch's batch and instance norms, and of its convolutions (private in torch).
+NormBase: type[nn.Module] = batchnorm._NormBase  # pyright: ignore[reportPrivateUsage]
+ConvNd: type[nn.Module] = conv._ConvNd  # pyright: ignore[reportPrivateUsage]
+
+
+def is_lazy(m: nn.Module) -> bool:
+    """Whether ``m`` is a lazy layer (its parameters wait for the first forward)."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    return isinstance(m, LazyModuleMixin)
+
+
+def cuda_ready() -> bool:
+    """Whether CUDA is there and initialized (whose RNG states are then saved and restored)."""
+    initialized: bool = torch.cuda.is_available() and torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
+    return initialized
