@@ -56,7 +56,7 @@ class DeclaredLayer(Generic[_T]):
         self.spec = spec
         self.factory = factory
         self.annotation = annotation  # the annotated type (annotation form), when resolvable
-        self.name = ""
+        self.name: str = ""
         self.owner: type[object] | None = None
         if factory is not None:
             self.__doc__ = getattr(factory, "__doc__", None)

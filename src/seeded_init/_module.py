@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from torch import nn
 from torch.nn.modules.module import register_module_module_registration_hook
@@ -14,7 +14,7 @@ from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
 from ._execute import execute
 from ._layer import Declaration, DeclaredLayer, table_of
-from ._links import Link, SubtreeReset, find_ties
+from ._links import Link, SubtreeReset, Tie, find_ties
 from ._plan import build_plan
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
@@ -101,12 +101,14 @@ class SeededModule(nn.Module):
         root, prefix = root_of(self)
         return build_plan(*_plan_args(root, prefix, seed)).records(within=prefix)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         # A copy (deepcopy, pickle, torch.load) links its layers to itself; an outer copy,
         # rebuilt after its children, links them to itself in turn.
         super().__setstate__(state)  # type: ignore[no-untyped-call]  # pyright: ignore[reportUnknownMemberType]
         link_tree(self, self, "")
-        ties = {(t.owner, t.alias): t for t in state.get("_seeded_ties", ())}
+        kept = state.get("_seeded_ties")
+        records: list[object] = list(cast("list[object]", kept)) if isinstance(kept, list) else []
+        ties = {(t.owner, t.alias): t for t in records if isinstance(t, Tie)}
         for tie in find_ties(self):
             ties.setdefault((tie.owner, tie.alias), tie)
         self.__dict__["_seeded_ties"] = list(ties.values())

@@ -1,21 +1,25 @@
-"""What the public API's types must be, pinned with assert_type."""
+"""What the public API's types must be, pinned with assert_type (mypy and basedpyright)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated
+import math
+from collections.abc import Callable, Mapping
+from typing import Annotated, Generic, TypeVar
 
 import torch
 from torch import nn
 from typing_extensions import assert_type
 
 from seeded_init import (
+    Constant,
     Declaration,
     DeclaredLayer,
     InitPlan,
     InitSpec,
+    KaimingNormal,
     ParamInit,
     SeededModule,
+    Sparse,
     declarations,
     derive_seed,
     seeded_init,
@@ -34,6 +38,10 @@ class Net(SeededModule):
     def fc1(self) -> nn.Linear:
         return nn.Linear(self.d, 2 * self.d)
 
+    @seeded_init(scheme=KaimingNormal(nonlinearity="relu"), bias=Constant(val=0.1))
+    def fc2(self) -> nn.Linear:
+        return nn.Linear(2 * self.d, self.d)
+
     @seeded_init(scheme="trunc_normal", std=0.02)
     def pos(self) -> nn.Parameter:
         return nn.Parameter(torch.empty(4, self.d))
@@ -49,29 +57,23 @@ class Sub(Net):
         return nn.Linear(self.d, 2 * self.d)
 
 
+L = TypeVar("L", bound=nn.Module)
+
+
+class Block(SeededModule, Generic[L]):
+    """A block generic in its layer type."""
+
+    def __init__(self, make: Callable[[], L]) -> None:
+        super().__init__()
+        self.make = make
+
+    @seeded_init(scheme="normal", std=0.02)
+    def layer(self) -> L:
+        return self.make()
+
+
 def halve(tensor: torch.Tensor, generator: torch.Generator) -> None:
     tensor.uniform_(-0.5, 0.5, generator=generator)
-
-
-net = Net(8)
-assert_type(net.fc1, nn.Linear)
-assert_type(net.fc, nn.Linear)
-assert_type(net.pos, nn.Parameter)
-assert_type(net.rnn, nn.LSTM)
-assert_type(Sub(4).fc1, nn.Linear)
-assert_type(Net.fc1, DeclaredLayer[Net, nn.Linear])
-assert_type(Net.fc1.spec, InitSpec)
-assert_type(Net.fc1.seed, int | None)
-assert_type(net.reset_parameters(), None)
-assert_type(net.reset_parameters(seed=3), None)
-assert_type(net.init_plan(), InitPlan)
-assert_type(next(iter(net.init_plan())), ParamInit)
-assert_type(net.root_seed, int)
-assert_type(declarations(Net), Mapping[str, Declaration])
-assert_type(seeded_init(scheme="sparse", sparsity=0.1), InitSpec)
-assert_type(seeded_init(scheme=halve, seed=2), InitSpec)
-assert_type(derive_seed(0, "fc"), int)
-net.fc1 = nn.Linear(8, 16)  # assigning the declared type is accepted
 
 
 class Deep(SeededModule):
@@ -79,9 +81,32 @@ class Deep(SeededModule):
         super().__init__()
         self.n_layer = n_layer
 
-    @seeded_init(scheme="normal", std=lambda block: 0.02 / (2 * block.n_layer) ** 0.5)
+    @seeded_init(scheme="normal", std=lambda block: 0.02 / math.sqrt(2 * block.n_layer))
     def proj(self) -> nn.Linear:
         return nn.Linear(4, 4)
 
 
+net = Net(8)
+assert_type(net.fc1, nn.Linear)
+assert_type(net.fc2, nn.Linear)
+assert_type(net.fc, nn.Linear)
+assert_type(net.pos, nn.Parameter)
+assert_type(net.rnn, nn.LSTM)
+assert_type(Sub(4).fc1, nn.Linear)
+assert_type(Block(lambda: nn.Conv1d(2, 2, 1)).layer, nn.Conv1d)
 assert_type(Deep(12).proj, nn.Linear)
+assert_type(Net.fc1, DeclaredLayer[nn.Linear])
+assert_type(Net.fc1.spec, InitSpec)
+assert_type(Net.fc1.seed, int | None)
+assert_type(net.reset_parameters(), None)
+assert_type(net.reset_parameters(seed=3), None)
+assert_type(net.init_plan(), InitPlan)
+assert_type(next(iter(net.init_plan())), ParamInit)
+assert_type(net.init_plan()["fc.weight"], ParamInit)
+assert_type(net.root_seed, int)
+assert_type(declarations(Net), Mapping[str, Declaration])
+assert_type(seeded_init(scheme="sparse", sparsity=0.1), InitSpec)
+assert_type(seeded_init(scheme=Sparse(sparsity=0.1), seed=2), InitSpec)
+assert_type(seeded_init(scheme=halve, seed=2), InitSpec)
+assert_type(derive_seed(0, "fc"), int)
+net.fc1 = nn.Linear(8, 16)  # assigning the declared type is accepted

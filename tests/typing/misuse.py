@@ -1,6 +1,8 @@
-"""Each misuse below is a mypy error; the ignore on its line names the error code.
+"""Each misuse below is one static error in mypy and in basedpyright (strict).
 
-A misuse that stopped being an error would leave its ignore unused, which mypy reports.
+Every line carries the ignore each checker needs (each reports an ignore it does not need) and,
+after ``# expect:``, a word that both checkers' message on that line contains.
+``tests/test_typing.py`` also checks a copy without the ignores: exactly one error per line.
 """
 
 from __future__ import annotations
@@ -8,22 +10,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seeded_init import SeededModule, seeded_init
+from seeded_init import KaimingUniform, SeededModule, TruncNormal, seeded_init
 
-seeded_init(scheme="he_normal")  # type: ignore[call-overload]  # unknown scheme
-seeded_init(scheme="trunc_normal", mode="fan_in")  # type: ignore[call-overload]  # keyword not taken
-seeded_init(scheme="kaiming_normal", nonlinearity="gelu")  # type: ignore[call-overload]  # outside Literal
-seeded_init(scheme="kaiming_uniform", mode="fan_avg")  # type: ignore[call-overload]  # outside Literal
-seeded_init(scheme="normal", seed="1")  # type: ignore[call-overload]  # seed is a str
-seeded_init(scheme="normal", seed=1.5)  # type: ignore[call-overload]  # seed is a float
-seeded_init(scheme="sparse")  # type: ignore[call-overload]  # required keyword missing
+seeded_init(scheme="he_normal")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: he_normal
+TruncNormal(mode="fan_in")  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: mode
+seeded_init(scheme="kaiming_normal", nonlinearity="gelu")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: gelu
+KaimingUniform(mode="fan_avg")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: fan_avg
+seeded_init(scheme="normal", seed="1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: seed
+seeded_init(scheme="normal", seed=1.5)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: seed
+seeded_init(scheme="normal", sd=0.02)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: sd
 
 
 def one_argument(tensor: torch.Tensor) -> None:
     tensor.zero_()
 
 
-seeded_init(scheme=one_argument)  # type: ignore[call-overload]  # wrong init-function signature
+seeded_init(scheme=one_argument)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: Tensor
 
 
 class Net(SeededModule):
@@ -35,33 +37,37 @@ class Net(SeededModule):
     def fc1(self) -> nn.Linear:
         return nn.Linear(self.d, self.d)
 
-    @seeded_init(scheme="normal")  # type: ignore[type-var]  # factory returns int
+    @seeded_init(scheme="normal")  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]  # expect: int
     def width(self) -> int:
         return self.d
 
-    @seeded_init(scheme="normal")  # type: ignore[type-var]  # factory returns a plain Tensor
+    @seeded_init(scheme="normal")  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]  # expect: Tensor
     def table(self) -> torch.Tensor:
         return torch.zeros(self.d)
 
+    @seeded_init(scheme="normal")
+    def proj(self) -> nn.Linear:
+        return nn.Conv2d(2, 2, 1)  # type: ignore[return-value]  # pyright: ignore[reportReturnType]  # expect: Conv2d
+
 
 class NotSeeded(nn.Module):
-    @seeded_init(scheme="normal")  # type: ignore[type-var]  # not a SeededModule
+    @seeded_init(scheme="normal")  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]  # expect: NotSeeded
     def fc(self) -> nn.Linear:
         return nn.Linear(2, 2)
 
 
-class LayerFirst(nn.Linear, SeededModule):  # type: ignore[misc]  # reset_parameters would bypass
+class LayerFirst(nn.Linear, SeededModule):  # type: ignore[misc]  # pyright: ignore[reportIncompatibleMethodOverride]  # expect: reset_parameters
     pass
 
 
-net = Net(4)
-net.fc1 = nn.Conv2d(2, 2, 1)  # type: ignore[assignment]  # declared nn.Linear
-net.reset_parameters(seed="x")  # type: ignore[arg-type]  # seed is a str
-Net("x")  # type: ignore[arg-type]  # constructor signature kept
-Net()  # type: ignore[call-arg]  # constructor signature kept
-
-
 class NoParentheses(SeededModule):
-    @seeded_init  # type: ignore[call-overload]  # the decorator must be called
+    @seeded_init  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: seeded_init
     def fc(self) -> nn.Linear:
         return nn.Linear(2, 2)
+
+
+net = Net(4)
+net.fc1 = nn.Conv2d(2, 2, 1)  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]  # expect: Conv2d
+net.reset_parameters(seed="x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: seed
+Net("x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: int
+Net()  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: "d"
