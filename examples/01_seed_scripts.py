@@ -34,9 +34,8 @@ def initialize_layer_uniform(layer: nn.Linear, seed: int, a: float = 0, b: float
     generator = torch.Generator()
     generator.manual_seed(seed)
     with torch.no_grad():
-        layer.weight.uniform_(a, b, generator=generator)
-        if layer.bias is not None:
-            layer.bias.uniform_(a, b, generator=generator)
+        for param in layer.parameters():  # weight, then bias if the layer has one
+            param.uniform_(a, b, generator=generator)
 
 
 def hand_script_1() -> nn.Module:
@@ -146,20 +145,18 @@ class HandComplexModel(nn.Module):
 
 def initialize_model_custom(model: nn.Module, seed_dict: dict[str, int]) -> None:
     """The original: Linear -> xavier_uniform, Conv2d -> kaiming_normal, zero biases."""
-    for name, module in model.named_modules():
-        if name not in seed_dict:
-            continue
+    for name, seed in seed_dict.items():
+        module = model.get_submodule(name)
         generator = torch.Generator()
-        generator.manual_seed(seed_dict[name])
+        generator.manual_seed(seed)
         with torch.no_grad():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight, generator=generator)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, generator=generator)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+            for param_name, param in module.named_parameters():
+                if param_name == "bias":
+                    nn.init.zeros_(param)
+                elif isinstance(module, nn.Linear):
+                    nn.init.xavier_uniform_(param, generator=generator)
+                elif isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(param, generator=generator)
 
 
 def hand_script_3() -> nn.Module:

@@ -93,19 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     n_train, epochs = (300, 2) if args.small else (1500, 15)
 
     images, labels = load_digits(return_X_y=True)
-    x = torch.from_numpy(images / 16.0).float()  # pixel values 0..16 -> 0..1
-    y = torch.from_numpy(labels)
+    x = torch.tensor(images / 16.0, dtype=torch.float32)  # pixel values 0..16 -> 0..1
+    y = torch.tensor(labels)
     x_train, y_train, x_test, y_test = x[:n_train], y[:n_train], x[1500:], y[1500:]
 
     failures: list[str] = []
-    curves = []
+    curves: list[torch.Tensor] = []
     for run in (1, 2):
         model = DigitsMLP()
         curve = train(model, x_train, y_train, epochs)
         curves.append(curve)
         print(
             f"run {run}: loss per epoch "
-            + " ".join(f"{v:.6f}" for v in curve.tolist())
+            + " ".join(f"{float(v):.6f}" for v in curve)
             + f"; test accuracy {accuracy(model, x_test, y_test):.3f}"
         )
     identical = torch.equal(curves[0], curves[1])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
+from contextlib import contextmanager
+from typing import cast
 
 import torch
 from torch import nn
@@ -23,8 +25,8 @@ def declared(make: Callable[[], nn.Module], spec: InitSpec) -> nn.Module:
 
 def channels_last(m: nn.Module) -> nn.Module:
     """``m.to(memory_format=torch.channels_last)``, which torch's type hints do not list."""
-    out: nn.Module = m.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    return out
+    out = m.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+    return cast(nn.Module, out)
 
 
 def snapshot(m: nn.Module) -> dict[str, torch.Tensor]:
@@ -40,10 +42,22 @@ def assert_same(got: Mapping[str, torch.Tensor], want: Mapping[str, torch.Tensor
         assert torch.equal(got[key], want[key]), f"{key} differs"
 
 
+def manual_seed(seed: int) -> None:
+    """``torch.manual_seed``, whose type hints are incomplete for strict checkers."""
+    torch.manual_seed(seed)  # pyright: ignore[reportUnknownMemberType]
+
+
+@contextmanager
+def forked_rng() -> Generator[None, None, None]:
+    """``torch.random.fork_rng(devices=[])``: the global CPU RNG state is restored on exit."""
+    with torch.random.fork_rng(devices=[]):  # pyright: ignore[reportUnknownMemberType]
+        yield
+
+
 def reference(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
     """PyTorch itself: ``torch.manual_seed(seed); make()``, the global RNG restored after."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with forked_rng():
+        manual_seed(seed)
         return make()
 
 

@@ -76,6 +76,6 @@ def make_with_local_return_type() -> type[SeededModule]:
     class Net(SeededModule):
         @seeded_init(scheme="normal")
         def fc(self) -> MyLayer:
-            return nn.Conv1d(2, 2, 1)  # type: ignore[return-value]
+            return nn.Conv1d(2, 2, 1)  # type: ignore[return-value]  # pyright: ignore[reportReturnType]
 
     return Net

@@ -79,9 +79,9 @@ def test_declarations_lists_frozen_records() -> None:
         "fc1", "Net", seeded_init(scheme="kaiming_normal", seed=1, nonlinearity="relu"), "decorator"
     )
     with pytest.raises(AttributeError):
-        rec.name = "x"  # type: ignore[misc]
+        rec.name = "x"  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
     with pytest.raises(TypeError):
-        declarations(nn.Linear)  # type: ignore[arg-type]
+        declarations(nn.Linear)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 def test_both_forms_make_the_same_spec() -> None:
@@ -158,7 +158,8 @@ class SeqMixin(SeededModule, nn.Sequential):
         return nn.Linear(2, 2)
 
 
-class SeqMixinLast(nn.Sequential, SeededModule):
+# torch declares Sequential._modules narrower than Module._modules (no None): pyright objects
+class SeqMixinLast(nn.Sequential, SeededModule):  # pyright: ignore[reportIncompatibleVariableOverride]
     pass
 
 
@@ -186,7 +187,7 @@ def test_layer_base_listed_first_is_refused() -> None:
     """class M(nn.Linear, SeededModule): reset_parameters would bypass the declarations."""
     with pytest.raises(DeclarationError, match=r"SeededModule, Linear"):
 
-        class M(nn.Linear, SeededModule):  # type: ignore[misc]  # mypy sees it too
+        class M(nn.Linear, SeededModule):  # type: ignore[misc]  # pyright: ignore[reportUnusedClass, reportIncompatibleMethodOverride]
             pass
 
 
@@ -194,7 +195,7 @@ def test_overriding_reset_parameters_is_refused() -> None:
     """A subclass may not override reset_parameters."""
     with pytest.raises(DeclarationError, match="overrides reset_parameters"):
 
-        class M(SeededModule):
+        class M(SeededModule):  # pyright: ignore[reportUnusedClass]
             def reset_parameters(self, seed: int | None = None) -> None:
                 pass
 
@@ -252,6 +253,11 @@ def test_assigning_none_to_a_declared_name_is_allowed() -> None:
 
 # --- bad declarations: an error at class definition, naming Class.attr --------------------------
 
+
+def _noop(tensor: torch.Tensor, generator: torch.Generator) -> None:
+    pass
+
+
 BAD_SPECS: dict[str, tuple[dict[str, Any], str]] = {
     "unknown scheme": ({"scheme": "he_normal"}, "unknown scheme 'he_normal'"),
     "keyword not taken": ({"scheme": "trunc_normal", "mode": "fan_in"}, "not mode="),
@@ -267,7 +273,7 @@ BAD_SPECS: dict[str, tuple[dict[str, Any], str]] = {
     "string std": ({"scheme": "normal", "std": "0.1"}, "must be a number"),
     "bool gain": ({"scheme": "orthogonal", "gain": True}, "must be a number"),
     "dirac groups": ({"scheme": "dirac", "groups": 0}, "positive int"),
-    "function with keywords": ({"scheme": lambda t, g: None, "std": 1.0}, "takes no keywords"),
+    "function with keywords": ({"scheme": _noop, "std": 1.0}, "takes no keywords"),
     "not a scheme": ({"scheme": 3}, "neither a scheme name"),
     "bad bias": ({"scheme": "normal", "bias": "biased"}, "bias=: .*unknown scheme"),
     "bad part": ({"scheme": "normal", "params": {"w": "nope"}}, r"params\['w'\]"),
@@ -286,7 +292,7 @@ def test_bad_decorator_declaration_fails_at_class_definition(case: str) -> None:
     spec = seeded_init(**kwargs)
     with pytest.raises(DeclarationError, match=message) as info:
 
-        class Bad(SeededModule):
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
             @spec
             def fc(self) -> nn.Linear:
                 return nn.Linear(2, 2)
@@ -301,7 +307,7 @@ def test_bad_annotated_declaration_fails_at_class_definition(case: str) -> None:
     spec = seeded_init(**kwargs)
     with pytest.raises(DeclarationError, match=message) as info:
 
-        class Bad(SeededModule):
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
             fc: Annotated[nn.Linear, spec]
 
     assert "Bad.fc" in str(info.value)
@@ -334,8 +340,8 @@ def test_factory_with_arguments_is_refused() -> None:
     """A factory must take only self."""
     with pytest.raises(DeclarationError, match="takes only self"):
 
-        class Bad(SeededModule):
-            @seeded_init(scheme="normal")  # type: ignore[arg-type]
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
+            @seeded_init(scheme="normal")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
             def fc(self, width: int) -> nn.Linear:
                 return nn.Linear(width, width)
 
@@ -344,8 +350,8 @@ def test_plain_attribute_replacing_a_declaration_is_refused() -> None:
     """A subclass replacing a declared layer with a plain method must redeclare it."""
     with pytest.raises(DeclarationError, match="redeclare it"):
 
-        class Bad(Base):
-            def a(self) -> nn.Linear:  # type: ignore[override]
+        class Bad(Base):  # pyright: ignore[reportUnusedClass]
+            def a(self) -> nn.Linear:  # type: ignore[override]  # pyright: ignore[reportIncompatibleVariableOverride]
                 return nn.Linear(2, 2)
 
 
@@ -353,7 +359,7 @@ def test_two_markers_are_refused() -> None:
     """One Annotated attribute with two seeded_init markers."""
     with pytest.raises(DeclarationError, match="keep one"):
 
-        class Bad(SeededModule):
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
             fc: Annotated[nn.Linear, seeded_init(scheme="normal"), seeded_init(scheme="ones")]
 
 
@@ -397,7 +403,7 @@ def test_factory_returning_another_layer_type() -> None:
     class Bad(SeededModule):
         @seeded_init(scheme="normal")
         def fc(self) -> nn.Linear:
-            return nn.Conv2d(2, 2, 1)  # type: ignore[return-value]
+            return nn.Conv2d(2, 2, 1)  # type: ignore[return-value]  # pyright: ignore[reportReturnType]
 
     _build_fails(Bad, r"Bad\.fc is declared as Linear but holds a Conv2d")
 
@@ -410,7 +416,7 @@ def test_annotated_layer_of_another_type() -> None:
 
         def __init__(self) -> None:
             super().__init__()
-            self.fc = nn.Conv2d(2, 2, 1)  # type: ignore[assignment]
+            self.fc = nn.Conv2d(2, 2, 1)  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]
 
     _build_fails(Bad, r"Bad\.fc is declared as Linear but holds a Conv2d")
 
@@ -432,7 +438,7 @@ def test_assigning_a_non_layer_to_a_declared_name() -> None:
 
         def __init__(self) -> None:
             super().__init__()
-            self.fc = 3  # type: ignore[assignment]
+            self.fc = 3  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]
 
     _build_fails(Bad, r"Bad\.fc is a declared layer")
 
@@ -503,7 +509,7 @@ def test_bad_annotated_marker_is_not_confused_with_a_good_one() -> None:
 
     with pytest.raises(DeclarationError, match=r"Bad\.head: seed= got -3"):
 
-        class Bad(SeededModule):
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
             head: Annotated[nn.Linear, seeded_init(scheme="normal", seed=-3)]
 
     class GoodAgain(SeededModule):

@@ -1,5 +1,5 @@
 """scheme="default" replays each layer type's PyTorch algorithm: bitwise equal to
-``torch.manual_seed(s); Layer(...)`` for every type in the parity list, dtype and seed."""
+``manual_seed(s); Layer(...)`` for every type in the parity list, dtype and seed."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ LAYERS: dict[str, Maker] = {
     "Embedding": lambda dt: nn.Embedding(10, 4, dtype=dt),
     "Embedding-padding": lambda dt: nn.Embedding(10, 4, padding_idx=-2, dtype=dt),
     "EmbeddingBag": lambda dt: nn.EmbeddingBag(10, 4, padding_idx=1, dtype=dt),
-    "LayerNorm": lambda dt: nn.LayerNorm((3, 4), dtype=dt),
+    "LayerNorm": lambda dt: nn.LayerNorm([3, 4], dtype=dt),
     "GroupNorm": lambda dt: nn.GroupNorm(2, 4, dtype=dt),
     "BatchNorm1d": lambda dt: nn.BatchNorm1d(4, dtype=dt),
     "BatchNorm2d": lambda dt: nn.BatchNorm2d(4, dtype=dt),
@@ -55,7 +55,7 @@ SEEDS = [0, 7, 2**63 + 11]
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_declared_default_matches_pytorch(name: str, dtype: torch.dtype, seed: int) -> None:
-    """A declared layer under "default" equals torch.manual_seed(s); Layer(...) bitwise."""
+    """A declared layer under "default" equals manual_seed(s); Layer(...) bitwise."""
     make = LAYERS[name]
     ours = declared(lambda: make(dtype), seeded_init(scheme="default", seed=seed))
     want = reference(seed, lambda: make(dtype))
@@ -119,7 +119,7 @@ def test_undeclared_child_draws_default_from_its_path_seed(name: str) -> None:
 
 
 def test_composite_default_is_one_stream_in_registration_order() -> None:
-    """A declared nn.Sequential under "default" equals torch.manual_seed(s); Sequential(...)."""
+    """A declared nn.Sequential under "default" equals manual_seed(s); Sequential(...)."""
 
     def make() -> nn.Module:
         return nn.Sequential(

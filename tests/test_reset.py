@@ -7,6 +7,7 @@ import io
 import pickle
 import random
 import warnings
+from collections.abc import Callable
 from typing import Annotated
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from seeded_init import PlanError, SeededModule, seeded_init
-from tests.helpers import assert_same, nn_init, reference, snapshot
+from tests.helpers import assert_same, forked_rng, manual_seed, nn_init, reference, snapshot
 
 
 class C01A(SeededModule):
@@ -34,10 +35,10 @@ class C01B(C01A):
 
 def test_c01_reproducible_without_global_seeding() -> None:
     """C01: two builds under different global seeds are equal; only the reseeded layer differs."""
-    torch.manual_seed(0)
+    manual_seed(0)
     a1 = C01A()
     a1.reset_parameters()
-    torch.manual_seed(1)
+    manual_seed(1)
     a2 = C01A()
     a2.reset_parameters()
     b = C01B()
@@ -65,14 +66,14 @@ def _draws() -> tuple[torch.Tensor, float, float]:
 def test_c17_reset_leaves_every_global_stream_untouched() -> None:
     """C17: torch, random and numpy streams after a reset equal those without it."""
     m = C17()
-    torch.manual_seed(123)
+    manual_seed(123)
     random.seed(123)
     np.random.seed(123)
     state = torch.get_rng_state()
     m.reset_parameters()
     assert torch.equal(state, torch.get_rng_state())
     after_reset = _draws()
-    torch.manual_seed(123)
+    manual_seed(123)
     random.seed(123)
     np.random.seed(123)
     plain = _draws()
@@ -92,7 +93,13 @@ class _CountGlobalDraws(torch.overrides.TorchFunctionMode):
         super().__init__()
         self.global_draws = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(
+        self,
+        func: Callable[..., object],
+        types: object,
+        args: tuple[object, ...] = (),
+        kwargs: dict[str, object] | None = None,
+    ) -> object:
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if name in ("uniform_", "normal_") and kwargs.get("generator") is None:
@@ -358,7 +365,7 @@ def test_c21_deepcopy_pickle_and_save() -> None:
     buffer = io.BytesIO()
     torch.save(m, buffer)
     buffer.seek(0)
-    copies = [
+    copies: list[C21] = [
         copy.deepcopy(m),
         pickle.loads(pickle.dumps(m)),
         torch.load(buffer, weights_only=False),
@@ -428,7 +435,7 @@ def test_nested_seeded_module_uses_its_declarations_and_outer_paths() -> None:
 def test_c18_per_module_resets_reproduce_the_model_reset(order: str) -> None:
     """C18: meta -> to_empty -> resetting modules one by one, in any order, equals eager."""
     eager = snapshot(Outer())
-    torch.manual_seed(hash(order) % 1000)
+    manual_seed(hash(order) % 1000)
     with torch.device("meta"):
         m = Outer()
     m.to_empty(device="cpu")
@@ -460,10 +467,10 @@ def test_layer_leaving_the_model_gets_its_own_reset_back() -> None:
     m = Outer()
     free = m.inner.free
     del m.inner.free
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(5)
+    with forked_rng():
+        manual_seed(5)
         free.reset_parameters()
-        torch.manual_seed(5)
+        manual_seed(5)
         want = nn.Linear(3, 3)
     assert_same(snapshot(free), snapshot(want))
 
@@ -504,8 +511,8 @@ def test_parametrized_layer_is_reported_not_skipped() -> None:
 
     class P(SeededModule):
         @seeded_init(scheme="kaiming_normal", seed=3)
-        def fc(self) -> nn.Linear:
-            layer: nn.Linear = parametrizations.weight_norm(nn.Linear(6, 6))
+        def fc(self) -> nn.Module:
+            layer: nn.Module = parametrizations.weight_norm(nn.Linear(6, 6))
             return layer
 
     with pytest.raises(PlanError, match=r"fc.*_WeightNorm"):

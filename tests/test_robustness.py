@@ -23,7 +23,15 @@ from seeded_init import (
     seeded_init,
 )
 from tests import models_future
-from tests.helpers import assert_same, declared, nn_init, reference, snapshot
+from tests.helpers import (
+    assert_same,
+    declared,
+    forked_rng,
+    manual_seed,
+    nn_init,
+    reference,
+    snapshot,
+)
 
 
 class ResetsChildren(nn.Module):
@@ -132,7 +140,7 @@ def test_literal_negative_gain_fails_at_class_definition() -> None:
     """gain < 0 for xavier is a DeclarationError when the class is made."""
     with pytest.raises(DeclarationError, match=r"Bad\.fc.*gain=-1\.0"):
 
-        class Bad(SeededModule):
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
             @seeded_init(scheme="xavier_uniform", gain=-1.0)
             def fc(self) -> nn.Linear:
                 return nn.Linear(4, 4)
@@ -363,7 +371,7 @@ def test_part_attached_after_construction_resets_as_part_of_the_model() -> None:
 
 def test_future_annotation_sees_module_names_not_callers_locals() -> None:
     """A string annotation is evaluated where the class is written, not in its callers."""
-    S = 99  # noqa: F841 - a caller's local that must not be seen
+    S = 99  # noqa: F841  # pyright: ignore[reportUnusedVariable]  # a caller's local, unseen
     net = models_future.make_with_module_seed()
     assert declarations(net)["head"].spec.seed == 3
 
@@ -406,7 +414,7 @@ def test_uncalled_marker_is_an_error() -> None:
     """Annotated[nn.Linear, seeded_init] (no call) is refused, not silently ignored."""
     with pytest.raises(DeclarationError, match="call it"):
 
-        class Bad(SeededModule):
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
             head: Annotated[nn.Linear, seeded_init]
 
 
@@ -426,10 +434,10 @@ def test_copying_one_layer_takes_only_that_layer() -> None:
     copied = copy.deepcopy(layer)
     unpickled = pickle.loads(pickle.dumps(layer))
     for c in (copied, unpickled):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(3)
+        with forked_rng():
+            manual_seed(3)
             c.reset_parameters()
-            torch.manual_seed(3)
+            manual_seed(3)
             want = nn.Linear(4, 4)
         assert_same(snapshot(c), snapshot(want))
 
@@ -474,8 +482,8 @@ def test_decorator_without_parentheses_is_a_declaration_error() -> None:
     """@seeded_init with no call: DeclarationError saying to add parentheses."""
     with pytest.raises(DeclarationError, match="parentheses"):
 
-        class Bad(SeededModule):
-            @seeded_init  # type: ignore[call-overload]
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
+            @seeded_init  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
             def fc(self) -> nn.Linear:
                 return nn.Linear(2, 2)
 
@@ -485,13 +493,13 @@ def test_decorator_in_a_plain_module_fails_at_class_definition() -> None:
     is made (Python 3.11 wraps errors from __set_name__ in RuntimeError)."""
     with pytest.raises((DeclarationError, RuntimeError)) as info:
 
-        class Plain(nn.Module):
-            @seeded_init(scheme="normal")  # type: ignore[type-var]
+        class Plain(nn.Module):  # pyright: ignore[reportUnusedClass]
+            @seeded_init(scheme="normal")  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]
             def fc(self) -> nn.Linear:
                 return nn.Linear(2, 2)
 
     error: BaseException | None = info.value
-    messages = []
+    messages: list[str] = []
     while error is not None:
         messages.append(str(error))
         error = error.__cause__
@@ -615,10 +623,10 @@ def test_layers_built_but_left_out_of_the_model_are_initialized() -> None:
             self.heads = [nn.Linear(64, 64)]
             object.__setattr__(self, "teacher", nn.Sequential(nn.Linear(64, 64)))
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with forked_rng():
+        manual_seed(0)
         a = Keeps()
-        torch.manual_seed(0)
+        manual_seed(0)
         b = Keeps()
     for m in (a, b):
         w = m.heads[0].weight
@@ -845,7 +853,7 @@ def test_torch_jit_script_compiles_a_seeded_module() -> None:
     m = Scripted()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in 2.13
-        scripted = torch.jit.script(m)
+        scripted = torch.jit.script(m)  # pyright: ignore[reportUnknownMemberType]
     assert torch.equal(scripted(torch.ones(1, 3)), m(torch.ones(1, 3)))
 
 
@@ -933,7 +941,7 @@ def test_layer_reset_called_with_arguments_runs_its_own_method() -> None:
     assert m.b.proj.w.std() < 0.05
     m.reset_parameters()
     assert_same(snapshot(m), first)
-    with torch.random.fork_rng(devices=[]):
+    with forked_rng():
         m.b.proj.reset_parameters(std=0.5)
     assert 0.2 < m.b.proj.w.std() < 1.0
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from seeded_init import InitSpec, PlanError, SeededModule, seeded_init
-from tests.helpers import declared, nn_init, snapshot
+from tests.helpers import declared, forked_rng, manual_seed, nn_init, snapshot
 
 init = nn.init
 
@@ -109,7 +109,7 @@ def _torch_sparse_with_mask_from(
     """
     after_values = torch.Generator().manual_seed(seed)
     torch.empty(shape).normal_(0, std, generator=after_values)
-    with torch.random.fork_rng(devices=[]):
+    with forked_rng():
         torch.default_generator.set_state(after_values.get_state())
         t = torch.empty(shape)
         init.sparse_(t, sparsity, std, generator=torch.Generator().manual_seed(seed))
@@ -120,12 +120,12 @@ def test_sparse_takes_its_mask_from_the_layer_generator() -> None:
     """sparse equals PyTorch's sparse_ whose mask is drawn from the layer's stream, and the
     global RNG neither changes nor matters."""
     spec = seeded_init(scheme="sparse", sparsity=0.5, std=0.1, seed=8)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
+    with forked_rng():
+        manual_seed(1)
         state = torch.get_rng_state()
         a = declared(lambda: nn.Linear(5, 6), spec).get_parameter("weight")
         assert torch.equal(state, torch.get_rng_state())
-        torch.manual_seed(2)
+        manual_seed(2)
         b = declared(lambda: nn.Linear(5, 6), spec).get_parameter("weight")
     assert torch.equal(a, b)
     assert torch.equal(a, _torch_sparse_with_mask_from(8, (6, 5), 0.5, 0.1))

@@ -23,7 +23,7 @@ from seeded_init import (
     derive_seed,
     seeded_init,
 )
-from tests.helpers import assert_same, nn_init, reference, snapshot
+from tests.helpers import assert_same, manual_seed, nn_init, reference, snapshot
 
 
 def _independent_digest(root: int, path: str) -> int:
@@ -142,7 +142,7 @@ class V3(SeededModule):
 
 def test_c15_adding_and_reordering_layers_changes_nothing_else() -> None:
     """C15: fc1 and fc2 are bitwise equal across V1, V2 (an extra layer first), V3 (reordered)."""
-    torch.manual_seed(0)
+    manual_seed(0)
     models = [V1(), V2(), V3()]
     for m in models:
         m.reset_parameters()
@@ -228,7 +228,7 @@ def test_bad_declared_seed_is_an_error_at_class_definition(bad: Any) -> None:
     """seed= that is not an int in [0, 2**64) fails when the class is defined, naming it."""
     with pytest.raises(SeedError, match=r"Bad\.fc: seed="):
 
-        class Bad(SeededModule):
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
             @seeded_init(scheme="normal", seed=bad)
             def fc(self) -> nn.Linear:
                 return nn.Linear(2, 2)
@@ -251,7 +251,7 @@ def test_bad_annotated_seed_is_an_error_at_class_definition() -> None:
     """The Annotated form gives the same error at class definition."""
     with pytest.raises(SeedError, match=r"Bad\.fc: seed="):
 
-        class Bad(SeededModule):
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
             fc: Annotated[nn.Linear, seeded_init(scheme="normal", seed=-1)]
 
 
@@ -289,7 +289,7 @@ def test_c14_same_digest_in_processes_with_different_hash_seeds(tmp_path: Path) 
     """C14: three fresh interpreters with PYTHONHASHSEED 1, 2 and random print one digest."""
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(_DRIVER))
-    digests = set()
+    digests: set[str] = set()
     for hash_seed in ("1", "2", None):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
         if hash_seed is not None:

@@ -13,7 +13,7 @@ def _stub_modules() -> list[str]:
     """The stubbed modules that are not packages of other stubbed modules (stubtest checks a
     package's stub through its submodules)."""
     stubs = ROOT / "stubs"
-    names = set()
+    names: set[str] = set()
     for path in stubs.rglob("*.pyi"):
         parts = path.relative_to(stubs).with_suffix("").parts
         names.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))

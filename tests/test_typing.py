@@ -42,7 +42,7 @@ def _mypy(files: list[Path]) -> list[Diagnostic]:
          "--no-incremental", "--no-error-summary", *map(str, files)],
         cwd=ROOT, capture_output=True, text=True, env=_env(),
     )  # fmt: skip
-    out = []
+    out: list[Diagnostic] = []
     for row in result.stdout.splitlines():
         match = re.match(r"(.+?):(\d+): error: (.*)$", row)
         if match:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ._layer import DeclaredLayer
     from ._module import SeededModule
 
-__all__ = ["begin", "build_missing", "end", "under_construction"]
+__all__ = ["begin", "build_missing", "check_assigned", "end", "under_construction"]
 
 # Random in-place fills that layer constructors run on their fresh parameters. During a
 # SeededModule's construction they become zero fills for the parameters of layer types whose
@@ -190,18 +190,22 @@ def _build_declared(m: SeededModule) -> None:
     """Build the factories not yet built, in declaration order; check annotated attributes."""
     for name, decl in table_of(type(m)).items():
         present = name in children(m) or name in params(m)
-        if decl.factory is not None:
-            if not present:
-                build_missing(m, decl)
+        if decl.factory is not None and not present:
+            build_missing(m, decl)
         elif not present:
             raise ConstructionError(
                 f"{type(m).__qualname__}.{name} is declared (Annotated) but __init__ never "
                 f"assigned it; write self.{name} = ... in __init__, or drop the declaration"
             )
         else:
-            value = getattr(m, name)
-            if value is not None:
-                _check_type(m, decl, value, decl.annotation)
+            check_assigned(m, name, getattr(m, name))
+
+
+def check_assigned(m: SeededModule, name: str, value: object) -> None:
+    """A layer assigned to a declared name has the declared type (None is allowed)."""
+    decl = table_of(type(m)).get(name)
+    if decl is not None and value is not None:
+        _check_type(m, decl, value, decl.annotation)
 
 
 def build_missing(m: SeededModule, decl: DeclaredLayer[Any]) -> object:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, cast
 from torch import nn
 from torch.nn.modules.module import register_module_module_registration_hook
 
-from ._build import under_construction
+from ._build import check_assigned, under_construction
 from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
 from ._execute import execute
@@ -190,6 +190,7 @@ def _on_module_registered(parent: nn.Module, name: str, child: nn.Module | None)
     if isinstance(parent, SeededModule):
         if "_modules" not in parent.__dict__:
             return  # parent not initialized yet
+        check_assigned(parent, name, child)
         root, prefix = root_of(parent)
     else:
         link = parent.__dict__.get("_seeded_link")

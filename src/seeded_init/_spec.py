@@ -185,11 +185,9 @@ def seeded_init(
         The spec; wrong input is reported, naming the layer, when the class is defined.
     """
     if callable(scheme) and not isinstance(scheme, Scheme) and _takes_one_argument(scheme):
-        # @seeded_init without parentheses: the result would become the attribute, no layer.
-        raise DeclarationError(
-            f"{getattr(scheme, '__qualname__', scheme)}: seeded_init takes the scheme, not the "
-            f'method; write @seeded_init(...) with parentheses, e.g. @seeded_init(scheme="default")'
-        )
+        # Raised now, not at class definition: @seeded_init without parentheses would make
+        # the returned spec the attribute, and no layer.
+        raise DeclarationError(_one_argument_message(scheme))
     try:
         return _make_spec(scheme, seed, bias, params, share_seed, dict(keywords))
     except DeclarationError as exc:
@@ -216,10 +214,7 @@ def _make_spec(
         clean = check_kwargs(scheme, kwargs, f"scheme={scheme!r}")
     elif callable(scheme):
         if _takes_one_argument(scheme):
-            raise DeclarationError(
-                f"the function {getattr(scheme, '__qualname__', scheme)} takes one argument; a "
-                f"scheme function takes (tensor, generator) and draws from the generator"
-            )
+            raise DeclarationError(_one_argument_message(scheme))
         if kwargs:
             raise DeclarationError(
                 f"a function scheme takes no keywords, got {', '.join(k + '=' for k in kwargs)};"
@@ -259,6 +254,15 @@ def _make_spec(
         bias_spec,
         MappingProxyType(parts),
         share_seed,
+    )
+
+
+def _one_argument_message(fn: Callable[..., object]) -> str:
+    name = getattr(fn, "__qualname__", repr(fn))
+    return (
+        f"{name} takes one argument: a scheme function takes (tensor, generator); if {name} is "
+        f"a layer factory, write @seeded_init(...) with parentheses, e.g. "
+        f'@seeded_init(scheme="default")'
     )
 
 

@@ -16,6 +16,7 @@ seeded_init(scheme="he_normal")  # type: ignore[arg-type]  # pyright: ignore[rep
 TruncNormal(mode="fan_in")  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: mode
 seeded_init(scheme="kaiming_normal", nonlinearity="gelu")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: gelu
 KaimingUniform(mode="fan_avg")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: fan_avg
+seeded_init(scheme="kaiming_uniform", mode="fan_avg")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: fan_avg
 seeded_init(scheme="normal", seed="1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: seed
 seeded_init(scheme="normal", seed=1.5)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: seed
 seeded_init(scheme="normal", sd=0.02)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: sd
