@@ -520,3 +520,24 @@ def test_bad_annotated_marker_is_not_confused_with_a_good_one() -> None:
             self.head = nn.Linear(2, 2)
 
     assert Good().head.weight.shape == GoodAgain().head.weight.shape
+
+
+def test_scheme_types_equal_the_keyword_form() -> None:
+    """KaimingNormal(...) and scheme="kaiming_normal" with keywords make equal specs, also as a
+    bias or part rule; a scheme type does not take keywords beside it."""
+    from seeded_init import Constant, KaimingNormal, Orthogonal, Sparse, TruncNormal
+
+    assert seeded_init(scheme=KaimingNormal(nonlinearity="relu"), seed=1) == seeded_init(
+        scheme="kaiming_normal", nonlinearity="relu", seed=1
+    )
+    assert seeded_init(scheme=TruncNormal(std=0.02)) == seeded_init(scheme="trunc_normal", std=0.02)
+    assert seeded_init(scheme=Sparse(sparsity=0.5)).kwargs["sparsity"] == 0.5
+    spec = seeded_init(bias=Constant(val=0.1), params={"w": Orthogonal(gain=2.0)})
+    assert spec.bias == seeded_init(scheme="constant", val=0.1)
+    assert spec.params["w"] == seeded_init(scheme="orthogonal", gain=2.0)
+    with pytest.raises(DeclarationError, match="carries its keywords"):
+
+        class Bad(SeededModule):  # pyright: ignore[reportUnusedClass]
+            @seeded_init(scheme=KaimingNormal(), nonlinearity="relu")
+            def fc(self) -> nn.Linear:
+                return nn.Linear(2, 2)
