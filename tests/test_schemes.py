@@ -12,65 +12,79 @@ import scipy.stats
 import torch
 from torch import nn
 
-from seeded_init import InitSpec, PlanError, SeededModule, seeded_init
+from seeded_init import (
+    Constant,
+    InitSpec,
+    KaimingNormal,
+    KaimingUniform,
+    Normal,
+    Orthogonal,
+    PlanError,
+    Scheme,
+    SchemeName,
+    SeededModule,
+    TruncNormal,
+    Uniform,
+    XavierNormal,
+    XavierUniform,
+    seeded_init,
+)
 from tests.helpers import declared, forked_rng, manual_seed, nn_init, snapshot
 
 init = nn.init
 
-# (spec, reference fill of the (4, 6) weight given a generator)
-Case = tuple[InitSpec, Callable[[torch.Tensor, torch.Generator], object]]
+# (scheme, as its type or its name; reference fill of the (4, 6) weight given a generator)
+Case = tuple[Scheme | SchemeName, Callable[[torch.Tensor, torch.Generator], object]]
 CASES: dict[str, Case] = {
     "uniform": (
-        seeded_init(scheme="uniform", a=-0.5, b=2.0),
+        Uniform(a=-0.5, b=2.0),
         lambda t, g: init.uniform_(t, -0.5, 2.0, generator=g),
     ),
     "normal": (
-        seeded_init(scheme="normal", mean=1.0, std=0.3),
+        Normal(mean=1.0, std=0.3),
         lambda t, g: init.normal_(t, 1.0, 0.3, generator=g),
     ),
     "trunc_normal-relative": (
-        seeded_init(scheme="trunc_normal", std=0.02),
+        TruncNormal(std=0.02),
         lambda t, g: init.trunc_normal_(t, 0.0, 0.02, -0.04, 0.04, generator=g),
     ),
     "trunc_normal-absolute": (
-        seeded_init(scheme="trunc_normal", mean=0.1, std=0.5, a=-0.2, b=1.0),
+        TruncNormal(mean=0.1, std=0.5, a=-0.2, b=1.0),
         lambda t, g: init.trunc_normal_(t, 0.1, 0.5, -0.2, 1.0, generator=g),
     ),
     "xavier_uniform": (
-        seeded_init(scheme="xavier_uniform", gain=2.0),
+        XavierUniform(gain=2.0),
         lambda t, g: init.xavier_uniform_(t, 2.0, generator=g),
     ),
     "xavier_normal": (
-        seeded_init(scheme="xavier_normal", gain=0.5),
+        XavierNormal(gain=0.5),
         lambda t, g: init.xavier_normal_(t, 0.5, generator=g),
     ),
     "kaiming_uniform": (
-        seeded_init(scheme="kaiming_uniform", a=0.1, mode="fan_out"),
+        KaimingUniform(a=0.1, mode="fan_out"),
         lambda t, g: init.kaiming_uniform_(t, 0.1, "fan_out", generator=g),
     ),
     "kaiming_normal": (
-        seeded_init(scheme="kaiming_normal", nonlinearity="relu"),
+        KaimingNormal(nonlinearity="relu"),
         lambda t, g: init.kaiming_normal_(t, nonlinearity="relu", generator=g),
     ),
     "kaiming_normal-selu": (
-        seeded_init(scheme="kaiming_normal", nonlinearity="selu"),
+        KaimingNormal(nonlinearity="selu"),
         lambda t, g: init.kaiming_normal_(t, nonlinearity="selu", generator=g),
     ),
     "orthogonal": (
-        seeded_init(scheme="orthogonal", gain=1.5),
+        Orthogonal(gain=1.5),
         lambda t, g: init.orthogonal_(t, 1.5, generator=g),
     ),
-    "zeros": (seeded_init(scheme="zeros"), lambda t, g: init.zeros_(t)),
-    "ones": (seeded_init(scheme="ones"), lambda t, g: init.ones_(t)),
-    "constant": (seeded_init(scheme="constant", val=0.3), lambda t, g: init.constant_(t, 0.3)),
-    "eye": (seeded_init(scheme="eye"), lambda t, g: init.eye_(t)),
+    "zeros": ("zeros", lambda t, g: init.zeros_(t)),
+    "ones": ("ones", lambda t, g: init.ones_(t)),
+    "constant": (Constant(val=0.3), lambda t, g: init.constant_(t, 0.3)),
+    "eye": ("eye", lambda t, g: init.eye_(t)),
 }
 
 
-def _with_seed(spec: InitSpec, seed: int) -> InitSpec:
-    from dataclasses import replace
-
-    return replace(spec, seed=seed)
+def _with_seed(scheme: Scheme | SchemeName, seed: int) -> InitSpec:
+    return seeded_init(scheme=scheme, seed=seed)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)

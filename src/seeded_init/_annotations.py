@@ -121,11 +121,15 @@ def _from_string(text: str, scopes: Scopes, where: str) -> tuple[object, list[ob
         for part in parts[1:]:
             try:
                 metadata.append(scopes.eval(part))
-            except Exception as exc:
+            except NameError as exc:
                 raise DeclarationError(
                     f"{where}: could not evaluate the annotation metadata "
-                    f"{ast.unparse(part)!r} ({exc!r}); it may name module-level objects and "
+                    f"{ast.unparse(part)!r} ({exc}); it may name module-level objects and "
                     f"locals of the function that defines the class"
+                ) from exc
+            except Exception as exc:
+                raise DeclarationError(
+                    f"{where}: the annotation metadata {ast.unparse(part)!r} raised {exc!r}"
                 ) from exc
         try:
             tp = scopes.eval(parts[0])

@@ -192,6 +192,16 @@ def _build_declared(m: SeededModule) -> None:
         present = name in children(m) or name in params(m)
         if decl.factory is not None and not present:
             build_missing(m, decl)
+        elif name in m.__dict__ and m.__dict__[name] is None:
+            # an optional layer left out: registered as None, as nn.Module does for modules
+            del m.__dict__[name]
+            children(m)[name] = None
+        elif name in m.__dict__:
+            held = type(m.__dict__[name]).__name__
+            raise ConstructionError(
+                f"{type(m).__qualname__}.{name} is a declared layer; it holds an nn.Module or "
+                f"nn.Parameter, not {held}. Assign a layer, e.g. self.{name} = nn.Linear(...)"
+            )
         elif not present:
             raise ConstructionError(
                 f"{type(m).__qualname__}.{name} is declared (Annotated) but __init__ never "

@@ -74,8 +74,9 @@ def prepare_class(cls: type[SeededModule], base: type[SeededModule]) -> None:
                 f"{cls.__qualname__}.{name} is declared twice (a decorated factory and an "
                 f"Annotated attribute); keep one"
             )
+        # Not set on the class: the attribute is the instance's, as type checkers see it
+        # (``Net.fc`` is an AttributeError, as for any nn.Module attribute); see declarations().
         layer: DeclaredLayer[Any] = DeclaredLayer(spec, None, annotation=tp)
-        setattr(cls, name, layer)
         layer.__set_name__(cls, name)
         own[name] = layer
     for name, layer in own.items():

@@ -1,15 +1,19 @@
-"""Declarations: ``seeded_init(...)`` and the spec record it returns."""
+"""Declarations: ``seeded_init(...)``, the frozen spec of how one layer is initialized.
+
+``seeded_init`` is a class, used as a decorator (like ``functools.cached_property``): a call with
+a wrong argument is still a ``seeded_init`` to a type checker, so the mistake is one error and
+the decorated method keeps its type.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 from torch import nn
-from typing_extensions import Unpack
+from typing_extensions import Self, Unpack
 
 from ._configs import Scheme
 from ._errors import DeclarationError
@@ -23,135 +27,19 @@ if TYPE_CHECKING:
 
 __all__ = ["InitSpec", "PartInit", "seeded_init"]
 
-_S = TypeVar("_S", bound="SeededModule")
-_T = TypeVar("_T", bound="nn.Module | nn.Parameter")
+# Named for the messages type checkers print: "Value of type variable "LayerT" ... cannot be int".
+SeededModuleT = TypeVar("SeededModuleT", bound="SeededModule")
+LayerT = TypeVar("LayerT", bound="nn.Module | nn.Parameter")
 
 #: What ``bias=`` and the values of ``params=`` accept: a scheme name, a scheme type, a
 #: function, or a spec made by ``seeded_init(...)`` (to give the part a seed of its own).
-PartInit: TypeAlias = "SchemeName | Scheme | InitFn | InitSpec"
+PartInit: TypeAlias = "SchemeName | Scheme | InitFn | seeded_init"
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_Problem: TypeAlias = "tuple[type[DeclarationError], str]"
 
 
-@dataclass(frozen=True)
-class InitSpec:
-    """How one layer is initialized. Made by :func:`seeded_init`; read it, don't build it.
-
-    Attributes:
-        scheme: a scheme name, or a function ``(tensor, generator) -> None``.
-        seed: the layer's explicit seed, or None to derive it from the root seed and the path.
-        kwargs: the scheme's keywords, defaults filled in.
-        bias: the rule for the layer's biases, or None for the documented default (``zeros``;
-            PyTorch's own rule under ``"default"``).
-        params: per-part rules, keyed by a parameter name (``"weight_hh_l0"``) or a sub-layer
-            path (``"0"``, ``"norm1"``) relative to the layer.
-        share_seed: whether other layers may carry the same explicit seed on purpose.
-        problem: why the spec is invalid (the error class and message), or None; raised,
-            naming the layer, when a class declares a layer with it.
-    """
-
-    scheme: SchemeName | InitFn
-    seed: int | None = None
-    kwargs: Mapping[str, KwValue] = field(default_factory=lambda: _EMPTY)
-    bias: InitSpec | None = None
-    params: Mapping[str, InitSpec] = field(default_factory=lambda: _EMPTY)
-    share_seed: bool = False
-    # Why the spec is invalid, raised (naming the layer) when a class uses it. Part of equality:
-    # typing caches Annotated[...] by its metadata's equality and hash.
-    problem: tuple[type[DeclarationError], str] | None = field(default=None, repr=False)
-
-    @property
-    def scheme_name(self) -> str:
-        """The scheme's name, or ``fn:<qualified name>`` for a function."""
-        if isinstance(self.scheme, str):
-            return self.scheme
-        return "fn:" + getattr(self.scheme, "__qualname__", type(self.scheme).__name__)
-
-    def describe(self) -> str:
-        """One line such as ``kaiming_normal(nonlinearity='relu') seed=1``."""
-        text = (
-            rule_text(self.scheme, self.kwargs)
-            if isinstance(self.scheme, str)
-            else (self.scheme_name)
-        )
-        if self.seed is not None:
-            text += f" seed={self.seed}"
-        if self.bias is not None:
-            text += f" bias={self.bias.describe()}"
-        return text
-
-    def __hash__(self) -> int:  # typing hashes Annotated metadata, e.g. inside Optional[...]
-        return hash(
-            (
-                self.scheme,
-                self.seed,
-                tuple(self.kwargs.items()),
-                self.bias,
-                tuple(self.params.items()),
-                self.share_seed,
-                self.problem,
-            )
-        )
-
-    def raise_problem(self, where: str) -> None:
-        """Raise the error this spec was made with, naming ``where`` (e.g. ``Net.fc1``)."""
-        if self.problem is not None:
-            kind, message = self.problem
-            raise kind(f"{where}: {message}")
-
-    def __call__(self, factory: Callable[[_S], _T], /) -> DeclaredLayer[_T]:
-        """Use the spec as a decorator on a factory method: the method becomes a layer."""
-        where = getattr(factory, "__qualname__", repr(factory))
-        self.raise_problem(where)
-        if not callable(factory):
-            raise DeclarationError(
-                f"{where}: @seeded_init(...) decorates a method `def name(self) -> Layer`, not "
-                f"{type(factory).__name__}"
-            )
-        return DeclaredLayer(self, factory)
-
-
-def _part(value: object, key: str) -> InitSpec:
-    """Normalize a ``bias=``/``params=`` value into a spec (whose problem, if any, it keeps)."""
-    if isinstance(value, InitSpec):
-        if value.problem is not None:
-            kind, message = value.problem
-            return InitSpec("default", problem=(kind, f"{key}: {message}"))
-        if value.bias is not None or value.params or value.share_seed:
-            return InitSpec(
-                "default",
-                problem=(
-                    DeclarationError,
-                    f"{key} takes a scheme and its keywords (and optionally seed=), not bias=, "
-                    f"params= or share_seed=",
-                ),
-            )
-        return value
-    if isinstance(value, str | Scheme) or callable(value):
-        try:
-            return _make_spec(value, None, None, None, False, {})
-        except DeclarationError as exc:
-            return InitSpec("default", problem=(type(exc), f"{key}: {exc}"))
-    return InitSpec(
-        "default",
-        problem=(
-            DeclarationError,
-            f"{key} got {value!r} ({type(value).__name__}); write a scheme name, a scheme "
-            f"such as Normal(std=0.02), a function (tensor, generator) -> None, or "
-            f"seeded_init(scheme=..., seed=...)",
-        ),
-    )
-
-
-def seeded_init(
-    scheme: SchemeName | Scheme | InitFn = "default",
-    *,
-    seed: int | None = None,
-    bias: PartInit | None = None,
-    params: Mapping[str, PartInit] | None = None,
-    share_seed: bool = False,
-    **keywords: Unpack[SchemeKeywords],
-) -> InitSpec:
+class seeded_init:
     """Declare how a layer of a :class:`SeededModule` is initialized.
 
     Use it as a decorator on a factory method, or as ``Annotated`` metadata::
@@ -181,27 +69,185 @@ def seeded_init(
             which is checked when the class is defined. A number may be given as a function of
             the declaring module: ``std=lambda block: 0.02 / math.sqrt(2 * block.n_layer)``.
 
-    Returns:
-        The spec; wrong input is reported, naming the layer, when the class is defined.
+    The spec is frozen. Its attributes: ``scheme`` (a name or a function), ``seed``, ``kwargs``
+    (the scheme's keywords, defaults filled in), ``bias`` and ``params`` (specs), ``share_seed``,
+    and ``problem``: why the spec is invalid, raised naming the layer when a class declares one
+    with it (None when valid).
     """
-    if callable(scheme) and not isinstance(scheme, Scheme) and _takes_one_argument(scheme):
-        # Raised now, not at class definition: @seeded_init without parentheses would make
-        # the returned spec the attribute, and no layer.
-        raise DeclarationError(_one_argument_message(scheme))
-    try:
-        return _make_spec(scheme, seed, bias, params, share_seed, dict(keywords))
-    except DeclarationError as exc:
-        return InitSpec("default", problem=(type(exc), str(exc)))
+
+    __slots__ = ("bias", "kwargs", "params", "problem", "scheme", "seed", "share_seed")
+
+    scheme: SchemeName | InitFn
+    seed: int | None
+    kwargs: Mapping[str, KwValue]
+    bias: seeded_init | None
+    params: Mapping[str, seeded_init]
+    share_seed: bool
+    problem: _Problem | None
+
+    def __init__(
+        self,
+        scheme: SchemeName | Scheme | InitFn = "default",
+        *,
+        seed: int | None = None,
+        bias: PartInit | None = None,
+        params: Mapping[str, PartInit] | None = None,
+        share_seed: bool = False,
+        **keywords: Unpack[SchemeKeywords],
+    ) -> None:
+        if callable(scheme) and not isinstance(scheme, Scheme) and _takes_one_argument(scheme):
+            # Raised now, not at class definition: @seeded_init without parentheses would make
+            # the spec the attribute, and no layer.
+            raise DeclarationError(_one_argument_message(scheme))
+        try:
+            _normalize(self, scheme, seed, bias, params, share_seed, dict(keywords))
+        except DeclarationError as exc:
+            _fill(self, "default", problem=(type(exc), str(exc)))
+
+    @classmethod
+    def _invalid(cls, problem: _Problem) -> Self:
+        """A spec that raises ``problem`` when a class uses it."""
+        spec = object.__new__(cls)
+        _fill(spec, "default", problem=problem)
+        return spec
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a seeded_init spec is frozen; make a new one to change {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a seeded_init spec is frozen; {name} cannot be deleted")
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.scheme,
+            self.seed,
+            tuple(self.kwargs.items()),
+            self.bias,
+            tuple(self.params.items()),
+            self.share_seed,
+            self.problem,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        # The problem is part of equality: typing caches Annotated[...] by its metadata.
+        return isinstance(other, seeded_init) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"seeded_init({self.describe()})"
+
+    @property
+    def scheme_name(self) -> str:
+        """The scheme's name, or ``fn:<qualified name>`` for a function."""
+        if isinstance(self.scheme, str):
+            return self.scheme
+        return "fn:" + getattr(self.scheme, "__qualname__", type(self.scheme).__name__)
+
+    def describe(self) -> str:
+        """One line such as ``kaiming_normal(nonlinearity='relu') seed=1``."""
+        if isinstance(self.scheme, str):
+            text = rule_text(self.scheme, self.kwargs)
+        else:
+            text = self.scheme_name
+        if self.seed is not None:
+            text += f" seed={self.seed}"
+        if self.bias is not None:
+            text += f" bias={self.bias.describe()}"
+        return text
+
+    def raise_problem(self, where: str) -> None:
+        """Raise the error this spec was made with, naming ``where`` (e.g. ``Net.fc1``)."""
+        if self.problem is not None:
+            kind, message = self.problem
+            raise kind(f"{where}: {message}")
+
+    def __call__(self, factory: Callable[[SeededModuleT], LayerT], /) -> DeclaredLayer[LayerT]:
+        """Use the spec as a decorator on a factory method: the method becomes a layer."""
+        where = getattr(factory, "__qualname__", repr(factory))
+        self.raise_problem(where)
+        if not callable(factory):
+            raise DeclarationError(
+                f"{where}: @seeded_init(...) decorates a method `def name(self) -> Layer`, not "
+                f"{type(factory).__name__}"
+            )
+        return DeclaredLayer(self, factory)
 
 
-def _make_spec(
+#: The type of a declaration's spec: what ``seeded_init(...)`` makes.
+InitSpec: TypeAlias = seeded_init
+
+
+def _fill(
+    spec: seeded_init,
+    scheme: SchemeName | InitFn,
+    seed: int | None = None,
+    kwargs: Mapping[str, KwValue] = _EMPTY,
+    bias: seeded_init | None = None,
+    params: Mapping[str, seeded_init] = _EMPTY,
+    share_seed: bool = False,
+    problem: _Problem | None = None,
+) -> None:
+    for name, value in (
+        ("scheme", scheme),
+        ("seed", seed),
+        ("kwargs", MappingProxyType(dict(kwargs))),
+        ("bias", bias),
+        ("params", MappingProxyType(dict(params))),
+        ("share_seed", share_seed),
+        ("problem", problem),
+    ):
+        object.__setattr__(spec, name, value)
+
+
+def _part(value: object, key: str) -> seeded_init:
+    """Normalize a ``bias=``/``params=`` value into a spec (whose problem, if any, it keeps)."""
+    if isinstance(value, seeded_init):
+        if value.problem is not None:
+            kind, message = value.problem
+            return seeded_init._invalid((kind, f"{key}: {message}"))  # pyright: ignore[reportPrivateUsage]
+        if value.bias is not None or value.params or value.share_seed:
+            return seeded_init._invalid(  # pyright: ignore[reportPrivateUsage]
+                (
+                    DeclarationError,
+                    f"{key} takes a scheme and its keywords (and optionally seed=), not bias=, "
+                    f"params= or share_seed=",
+                )
+            )
+        return value
+    if isinstance(value, str | Scheme) or callable(value):
+        spec = object.__new__(seeded_init)
+        try:
+            _normalize(spec, value, None, None, None, False, {})
+        except DeclarationError as exc:
+            return seeded_init._invalid((type(exc), f"{key}: {exc}"))  # pyright: ignore[reportPrivateUsage]
+        return spec
+    return seeded_init._invalid(  # pyright: ignore[reportPrivateUsage]
+        (
+            DeclarationError,
+            f"{key} got {value!r} ({type(value).__name__}); write a scheme name, a scheme "
+            f"such as Normal(std=0.02), a function (tensor, generator) -> None, or "
+            f"seeded_init(scheme=..., seed=...)",
+        )
+    )
+
+
+def _normalize(
+    spec: seeded_init,
     scheme: object,
     seed: object,
     bias: object,
     params: object,
     share_seed: object,
     kwargs: Mapping[str, object],
-) -> InitSpec:
+) -> None:
+    """Check the arguments of ``seeded_init`` and fill ``spec`` with them, defaults filled in."""
+    if isinstance(scheme, type):
+        raise DeclarationError(
+            f"scheme={scheme.__name__} is a class; write an instance, e.g. "
+            f"scheme={scheme.__name__}(), or a scheme name"
+        )
     if isinstance(scheme, Scheme):
         if kwargs:
             raise DeclarationError(
@@ -233,7 +279,7 @@ def _make_spec(
     bias_spec = None if bias is None else _part(bias, "bias=")
     if bias_spec is not None and bias_spec.problem is not None:
         raise bias_spec.problem[0](bias_spec.problem[1])
-    parts: dict[str, InitSpec] = {}
+    parts: dict[str, seeded_init] = {}
     if params is not None:
         if not isinstance(params, Mapping):
             raise DeclarationError(
@@ -247,12 +293,13 @@ def _make_spec(
             if part.problem is not None:
                 raise part.problem[0](part.problem[1])
             parts[key] = part
-    return InitSpec(
+    _fill(
+        spec,
         cast("SchemeName | InitFn", scheme),  # checked above: a name or a function
         cast("int | None", seed),  # checked above
-        MappingProxyType(clean),
+        clean,
         bias_spec,
-        MappingProxyType(parts),
+        parts,
         share_seed,
     )
 

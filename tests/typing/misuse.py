@@ -62,9 +62,18 @@ class LayerFirst(nn.Linear, SeededModule):  # type: ignore[misc]  # pyright: ign
 
 
 class NoParentheses(SeededModule):
-    @seeded_init  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: seeded_init
+    @seeded_init  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: Scheme
     def fc(self) -> nn.Linear:
         return nn.Linear(2, 2)
+
+
+class Typo(SeededModule):
+    @seeded_init(scheme="normal", sd=0.02)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: sd
+    def fc(self) -> nn.Linear:
+        return nn.Linear(4, 4)
+
+
+typo_weight: torch.Tensor = Typo().fc.weight  # no cascade: the layer keeps its type
 
 
 net = Net(4)
