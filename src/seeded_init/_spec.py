@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 from torch import nn
-from typing_extensions import Self, Unpack
+from typing_extensions import Unpack
 
 from ._configs import Scheme
 from ._errors import DeclarationError
@@ -103,13 +103,6 @@ class seeded_init:
             _normalize(self, scheme, seed, bias, params, share_seed, dict(keywords))
         except DeclarationError as exc:
             _fill(self, "default", problem=(type(exc), str(exc)))
-
-    @classmethod
-    def _invalid(cls, problem: _Problem) -> Self:
-        """A spec that raises ``problem`` when a class uses it."""
-        spec = object.__new__(cls)
-        _fill(spec, "default", problem=problem)
-        return spec
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"a seeded_init spec is frozen; make a new one to change {name}")
@@ -201,14 +194,21 @@ def _fill(
         object.__setattr__(spec, name, value)
 
 
+def _invalid(problem: _Problem) -> seeded_init:
+    """A spec that raises ``problem`` when a class uses it."""
+    spec = object.__new__(seeded_init)
+    _fill(spec, "default", problem=problem)
+    return spec
+
+
 def _part(value: object, key: str) -> seeded_init:
     """Normalize a ``bias=``/``params=`` value into a spec (whose problem, if any, it keeps)."""
     if isinstance(value, seeded_init):
         if value.problem is not None:
             kind, message = value.problem
-            return seeded_init._invalid((kind, f"{key}: {message}"))  # pyright: ignore[reportPrivateUsage]
+            return _invalid((kind, f"{key}: {message}"))
         if value.bias is not None or value.params or value.share_seed:
-            return seeded_init._invalid(  # pyright: ignore[reportPrivateUsage]
+            return _invalid(
                 (
                     DeclarationError,
                     f"{key} takes a scheme and its keywords (and optionally seed=), not bias=, "
@@ -221,9 +221,9 @@ def _part(value: object, key: str) -> seeded_init:
         try:
             _normalize(spec, value, None, None, None, False, {})
         except DeclarationError as exc:
-            return seeded_init._invalid((type(exc), f"{key}: {exc}"))  # pyright: ignore[reportPrivateUsage]
+            return _invalid((type(exc), f"{key}: {exc}"))
         return spec
-    return seeded_init._invalid(  # pyright: ignore[reportPrivateUsage]
+    return _invalid(
         (
             DeclarationError,
             f"{key} got {value!r} ({type(value).__name__}); write a scheme name, a scheme "
