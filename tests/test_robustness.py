@@ -753,9 +753,12 @@ def _poke(m: nn.Module) -> None:
                 p.fill_(0.25)
 
 
-@pytest.mark.parametrize("case", ["float8", "padding", "expanded"])
+@pytest.mark.parametrize(
+    "case", ["float8", "padding", "expanded", "self-overlapping", "overlapping views", "pruned"]
+)
 def test_tensors_that_cannot_be_written_fail_before_any_write(case: str) -> None:
-    """float8 under a drawing rule, padding_idx past the last row, an expanded weight."""
+    """float8 under a drawing rule, padding_idx past the last row, a weight whose elements
+    share memory, two weights in overlapping memory, a pruned layer."""
 
     class Two(SeededModule):
         def __init__(self) -> None:
@@ -771,9 +774,22 @@ def test_tensors_that_cannot_be_written_fail_before_any_write(case: str) -> None
     elif case == "padding":
         m.emb.padding_idx = 7
         match = "padding_idx 7"
-    else:
+    elif case == "expanded":
         m.last.weight = nn.Parameter(torch.zeros(1, 3).expand(3, 3))
         match = "stride 0"
+    elif case == "self-overlapping":
+        m.last.weight = nn.Parameter(torch.zeros(7).as_strided((3, 3), (2, 1)))
+        match = "share memory"
+    elif case == "overlapping views":
+        flat = torch.zeros(15)
+        m.first.weight = nn.Parameter(flat[:9].view(3, 3))
+        m.last.weight = nn.Parameter(flat[6:].view(3, 3))
+        match = "'first.weight' and 'last.weight' are distinct tensors in overlapping memory"
+    else:
+        from torch.nn.utils import prune
+
+        prune.l1_unstructured(m.last, "weight", amount=0.5)  # type: ignore[no-untyped-call]  # pyright: ignore[reportUnknownMemberType]
+        match = r"last \(Linear\) is pruned.*prune.remove"
     _poke(m)
     before = snapshot(m)
     with pytest.raises(PlanError, match=match):

@@ -7,23 +7,26 @@ The state is per thread. The outermost SeededModule under construction owns it: 
 
 from __future__ import annotations
 
+import sys
 import threading
 import types
 import typing
 import weakref
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn.modules.module import register_module_parameter_registration_hook
+from torch.nn.parameter import UninitializedParameter
 from torch.overrides import TorchFunctionMode
 
 from ._defaults import default_handler
-from ._errors import ConstructionError, DeclarationError
+from ._errors import ConstructionError, DeclarationError, SeededInitError
 from ._execute import GLOBAL_RNG_LOCK, SavedRng, write_steps
 from ._layer import table_of
-from ._torch import children, params
+from ._torch import buffers, children, params
 
 if TYPE_CHECKING:
     from ._layer import DeclaredLayer
@@ -54,6 +57,11 @@ _SKIPPED: frozenset[object] = frozenset(
 )
 
 
+# In-place tensor methods that change no value.
+_NOT_WRITES = frozenset({"requires_grad_", "share_memory_", "detach_", "retain_grad"})
+_SETTERS = frozenset({"__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__"})
+
+
 class _SkipFreshInit(TorchFunctionMode):
     def __torch_function__(
         self,
@@ -63,8 +71,10 @@ class _SkipFreshInit(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+        if isinstance(target, torch.Tensor) and _writes(func):
+            _refuse_lost_write(func, target)
         if func in _SKIPPED:
-            target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
             refs = _state.replayed.get(id(target))
             param = None if refs is None else refs[0]()
             if param is not None and id(param) == id(target):
@@ -73,10 +83,65 @@ class _SkipFreshInit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def _writes(func: Callable[..., Any]) -> bool:
+    name: str = getattr(func, "__name__", "")
+    return name in _SETTERS or (
+        name.endswith("_") and not name.startswith("_") and name not in _NOT_WRITES
+    )
+
+
+def _refuse_lost_write(func: Callable[..., Any], target: torch.Tensor) -> None:
+    """A parameter written by a SeededModule's ``__init__`` (or a factory it runs) would lose
+    that value to the reset that ends the construction: say so instead of dropping it."""
+    param: nn.Parameter | None = target if isinstance(target, nn.Parameter) else None
+    if param is None and not target.is_meta and target.numel():
+        ref = _state.parameters.get(target.data_ptr())  # e.g. module.weight.data.normal_()
+        param = None if ref is None else ref()
+        if param is None or param.data_ptr() != target.data_ptr():
+            return
+    if param is None:
+        return
+    writer = _constructing_module()
+    if writer is None or not under_construction(writer):
+        return  # a layer's constructor initializing its own parameters
+    name = next((n for n, p in writer.named_parameters(remove_duplicate=False) if p is param), None)
+    what = f"its parameter {name!r}" if name else "a parameter"
+    refs = _state.replayed.get(id(param))
+    layer = None if refs is None or name else refs[1]()
+    if layer is not None:  # not in the model yet: a layer the factory (or __init__) builds
+        attr = next((n for n, p in params(layer).items() if p is param), "?")
+        what = f"the parameter {attr!r} of the {type(layer).__name__} it builds"
+    op: str = getattr(func, "__name__", str(func))
+    op = f"torch.nn.init.{op}" if getattr(func, "__module__", "") == "torch.nn.init" else op
+    raise ConstructionError(
+        f"{type(writer).__qualname__}.__init__ (or a factory it runs) writes {what} with "
+        f"{op}; the construction of a SeededModule ends with reset_parameters(), which "
+        f"re-initializes every parameter, so this value would be lost. Declare it instead: "
+        f"@seeded_init(scheme=...) on the layer, params={{...}} for one parameter, or a "
+        f"scheme function (tensor, generator) -> None for values of your own"
+    )
+
+
+def _constructing_module() -> nn.Module | None:
+    """The module whose ``__init__`` is the nearest on the call stack."""
+    frame: FrameType | None = sys._getframe(2)  # pyright: ignore[reportPrivateUsage]
+    while frame is not None:
+        if frame.f_code.co_name == "__init__":
+            me = frame.f_locals.get("self")
+            if isinstance(me, nn.Module):
+                return me
+        frame = frame.f_back
+    return None
+
+
 def _on_parameter_registered(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-    """Note the parameters of replayed layer types registered during a construction."""
+    """Note the parameters registered during a construction, and those of replayed types."""
     st = _state
-    if st.outermost is not None and param is not None and default_handler(module) is not None:
+    if st.outermost is None or param is None:
+        return
+    if not isinstance(param, UninitializedParameter) and not param.is_meta and param.numel():
+        st.parameters[param.data_ptr()] = weakref.ref(param)
+    if default_handler(module) is not None:
         st.replayed[id(param)] = (weakref.ref(param), weakref.ref(module))
 
 
@@ -87,11 +152,13 @@ class _State(threading.local):
     def __init__(self) -> None:
         self.depth: dict[int, int] = {}
         self.building: dict[int, set[str]] = {}
+        self.built: dict[int, set[str]] = {}  # the layers each model's factories built
         self.outermost: SeededModule | None = None
         self.made: list[SeededModule] = []
         self.mode: _SkipFreshInit | None = None
         self.rng: SavedRng | None = None
         self.replayed: dict[int, tuple[weakref.ref[nn.Parameter], weakref.ref[nn.Module]]] = {}
+        self.parameters: dict[int, weakref.ref[nn.Parameter]] = {}  # by data_ptr
 
 
 _state = _State()
@@ -114,6 +181,7 @@ def begin(m: SeededModule) -> None:
     if n:
         return
     st.building[id(m)] = set()
+    st.built[id(m)] = set()
     st.made.append(m)
     if st.outermost is None:
         st.outermost = m
@@ -138,6 +206,7 @@ def end(m: SeededModule, ok: bool) -> None:
     finally:
         del st.depth[id(m)]
         st.building.pop(id(m), None)
+        st.built.pop(id(m), None)
         if not ok and m in st.made:
             st.made.remove(m)  # a failed construction leaves no model to initialize
         if st.outermost is m:
@@ -150,6 +219,7 @@ def _finish_outermost(ok: bool) -> None:
     st = _state
     made, rng, mode, replayed = st.made, st.rng, st.mode, st.replayed
     st.outermost, st.made, st.rng, st.mode, st.replayed = None, [], None, None, {}
+    st.parameters = {}
     assert mode is not None and rng is not None
     mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # pyright: ignore[reportUnknownMemberType]
     try:
@@ -188,10 +258,19 @@ def _initialize_left_out(
 
 def _build_declared(m: SeededModule) -> None:
     """Build the factories not yet built, in declaration order; check annotated attributes."""
+    built = _state.built.get(id(m), set())
     for name, decl in table_of(type(m)).items():
         present = name in children(m) or name in params(m)
         if decl.factory is not None and not present:
             build_missing(m, decl)
+        elif decl.factory is not None and present and name not in built:
+            held = type(getattr(m, name)).__name__
+            raise ConstructionError(
+                f"{type(m).__qualname__}.{name} is declared by a factory, but __init__ assigned "
+                f"self.{name} = {held}(...) before the factory ran, so the factory would never "
+                f"run. Remove the assignment, or declare {name} with Annotated[...] instead "
+                f"of a factory"
+            )
         elif name in m.__dict__ and m.__dict__[name] is None:
             # an optional layer left out: registered as None, as nn.Module does for modules
             del m.__dict__[name]
@@ -201,6 +280,11 @@ def _build_declared(m: SeededModule) -> None:
             raise ConstructionError(
                 f"{type(m).__qualname__}.{name} is a declared layer; it holds an nn.Module or "
                 f"nn.Parameter, not {held}. Assign a layer, e.g. self.{name} = nn.Linear(...)"
+            )
+        elif name in buffers(m):
+            raise ConstructionError(
+                f"{type(m).__qualname__}.{name} is a declared layer, but __init__ registered "
+                f"it as a buffer; assign self.{name} = nn.Parameter(tensor) or a layer"
             )
         elif not present:
             raise ConstructionError(
@@ -235,8 +319,19 @@ def build_missing(m: SeededModule, decl: DeclaredLayer[Any]) -> object:
             m.register_parameter(name, value)
         else:
             m.add_module(name, value)
+        _state.built[id(m)].add(name)
     except AttributeError as exc:
+        if exc.name in building:
+            raise ConstructionError(
+                f"{where}: its factory reads self.{exc.name}, whose factory is running and "
+                f"reads self.{name}: the two factories read each other. Build one of them "
+                f"from the inputs of the other, not from the layer"
+            ) from exc
         raise ConstructionError(f"{where}: its factory failed: {exc}") from exc
+    except Exception as exc:
+        if not isinstance(exc, SeededInitError) and sys.version_info >= (3, 11):
+            exc.add_note(f"(raised while building {where} by its factory)")
+        raise
     finally:
         building.discard(name)
     return value

@@ -20,7 +20,15 @@ from ._schemes import SCHEMES, make_fill, resolve_kwargs, rule_text, shape_probl
 from ._seeds import derive_seed
 from ._spec import InitSpec
 from ._steps import Step, is_bias_name
-from ._torch import NormBase, buffers, children, forward_pre_hooks, named_modules, params
+from ._torch import (
+    NormBase,
+    buffers,
+    children,
+    forward_pre_hooks,
+    named_modules,
+    params,
+    pruned_names,
+)
 from ._units import Plan, Unit, inside, join, module_reset, uninitialized
 
 if TYPE_CHECKING:
@@ -257,9 +265,18 @@ class Builder:
             if part.seed is None:
                 steps = _after_own_resets(_replace(steps, targets, new), new)
             else:
-                moved = {(id(t[0]), t[1]) for t in targets}
-                steps = [s for s in steps if (id(s.module), s.attr) not in moved]
+                steps = _without(steps, targets)
                 sub_units.append((sub_path, part, f"{where}[{key!r}]", self.with_padding(new)))
+        if spec.bias is not None and spec.bias.seed is not None:
+            # A bias rule with a seed of its own: the biases draw from their own generator.
+            biases = [
+                t for t in tensors if is_bias_name(t[2]) and (id(t[0]), t[1]) not in overridden
+            ]
+            keys = {(id(t[0]), t[1]) for t in biases}
+            new = [s for s in steps if (id(s.module), s.attr) in keys and s.fallback is None]
+            if new:
+                steps = _without(steps, biases)
+                sub_units.append((new[0].path, spec.bias, f"{where} bias=", new))
         missing = [s for s in steps if s.missing]
         if missing:
             raise PlanError(
@@ -410,6 +427,8 @@ class Builder:
                         fix = 'a scheme for its shape, e.g. scheme="normal" or "ones"'
                     elif is_bias_name(rel):
                         fix = 'bias="zeros" or bias="default"'
+                    elif rel == "weight":  # the layer's own weight: the scheme itself misfits
+                        fix = 'a scheme for its shape, e.g. scheme="normal" or "default"'
                     else:
                         fix = f'params={{{rel!r}: "ones"}} (or another scheme for it)'
                     raise PlanError(
@@ -481,6 +500,14 @@ def _refuse_parametrized(m: nn.Module, path: str) -> None:
         for hook in forward_pre_hooks(m)
         if isinstance(hook, WeightNorm | SpectralNorm)
     ]
+    pruned = pruned_names(m)
+    if pruned:
+        raise PlanError(
+            f"{path or 'the model'} ({type(m).__name__}) is pruned (torch.nn.utils.prune: "
+            f"{pruned[0]}_orig and {pruned[0]}_mask stand for {pruned[0]!r}); seeded-init cannot "
+            f"initialize through pruning. Reset before pruning, or make it permanent first "
+            f"with torch.nn.utils.prune.remove(module, {pruned[0]!r})"
+        )
     if old_style:
         raise PlanError(
             f"{path or 'the model'} ({type(m).__name__}) uses the deprecated hook-based "
@@ -518,6 +545,12 @@ def _replace(
             out += new
             placed = True
     return out if placed else out + new
+
+
+def _without(steps: list[Step], targets: list[tuple[nn.Module, str, str, str]]) -> list[Step]:
+    """``steps`` less those writing ``targets`` (moved to a unit of their own)."""
+    keys = {(id(t[0]), t[1]) for t in targets}
+    return [s for s in steps if s.fallback is not None or (id(s.module), s.attr) not in keys]
 
 
 def _after_own_resets(steps: list[Step], new: list[Step]) -> list[Step]:

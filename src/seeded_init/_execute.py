@@ -62,15 +62,64 @@ def _plain(t: torch.Tensor) -> bool:
 
 def _write(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
     assert step.fill is not None
+    fill = _checked if step.user else _trusted
     with torch.no_grad():
         if _plain(t):
-            step.fill(t, g)
+            fill(step, t, g)
         else:
             buf = torch.empty(tuple(t.shape), dtype=t.dtype, device="cpu")
-            step.fill(buf, g)
+            fill(step, buf, g)
             t.copy_(buf)
         if step.zero_row is not None:
             t[step.zero_row].zero_()
+
+
+def _trusted(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
+    assert step.fill is not None
+    step.fill(t, g)
+
+
+def _checked(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
+    """Run a scheme function and check that it did what one must: write every element of
+    the tensor in place, from the generator alone (its old values are NaN while it runs)."""
+    assert step.fill is not None
+    data, requires_grad = t.data, t.requires_grad
+    floating = t.is_floating_point()
+    if floating:
+        t.fill_(float("nan"))
+    rng = torch.default_generator.get_state()
+    try:
+        step.fill(t, g)
+    finally:
+        drew = not torch.equal(torch.default_generator.get_state(), rng)
+        if drew:
+            torch.default_generator.set_state(rng)
+        changed = t.data is not data and (
+            t.shape != data.shape or t.dtype != data.dtype or t.data_ptr() != data.data_ptr()
+        )
+        if changed:
+            t.data = data
+        if t.requires_grad != requires_grad:
+            t.requires_grad_(requires_grad)
+            changed = True
+    where = f"{step.path!r}: the scheme function {step.rule}"
+    if drew:
+        raise PlanError(
+            f"{where} drew from the global RNG, which makes it depend on what ran before; "
+            f"draw from the generator it is given, e.g. "
+            f"torch.nn.init.normal_(tensor, std=0.02, generator=generator)"
+        )
+    if changed:
+        raise PlanError(
+            f"{where} replaced the tensor's data or changed its requires_grad; write into it "
+            f"in place (tensor.copy_(...), torch.nn.init.*_(tensor, ..., generator=generator))"
+        )
+    if floating and not bool(torch.isfinite(t).all()):
+        raise PlanError(
+            f"{where} left NaN or inf in it: a scheme function must write every element, in "
+            f"place, without reading the old values (they are NaN while it runs), and write "
+            f"finite values"
+        )
 
 
 def _advance(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
@@ -378,12 +427,14 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
     try:
         for current in fallible:
             _run_unit(current, chosen)
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C too: no NaN placeholder may stay behind
         with torch.no_grad():
             for mod, name, p in objects:  # parameter objects a failed reset replaced
                 params(mod)[name] = p
             for t, old in saved:
                 t.copy_(old)
+        if not isinstance(exc, Exception):
+            raise
         restored = "every tensor the reset would write was restored to its value before it"
         if isinstance(exc, PlanError):
             raise PlanError(f"{exc}; {restored}") from exc

@@ -126,9 +126,11 @@ class DeclaredLayer(Generic[_T]):
             instance.__dict__["_modules"][self.name] = None
             return
         where = f"{type(instance).__qualname__}.{self.name}"
+        parameter = isinstance(self.annotation, type) and issubclass(self.annotation, nn.Parameter)
+        example = "nn.Parameter(tensor)" if parameter else "nn.Linear(...)"
         raise ConstructionError(
             f"{where} is a declared layer; it holds an nn.Module or nn.Parameter, not "
-            f"{type(value).__name__}. Assign a layer, e.g. self.{self.name} = nn.Linear(...)"
+            f"{type(value).__name__}. Assign a layer, e.g. self.{self.name} = {example}"
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from torch import nn
 from torch.nn.modules.module import register_module_module_registration_hook
@@ -46,7 +46,8 @@ class SeededModule(nn.Module):
     def __init__(self, *args: object, seed: int | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         if seed is not None:
-            self.root_seed = seed
+            where = f"{type(self).__qualname__}(seed=...)"
+            self.__dict__["_seeded_root_seed"] = check_seed(seed, where)
 
     @property
     def root_seed(self) -> int:
@@ -73,6 +74,15 @@ class SeededModule(nn.Module):
     def root_seed(self, value: int) -> None:
         where = f"{type(self).__qualname__}.root_seed"
         self.__dict__["_seeded_root_seed"] = check_seed(value, where)
+
+    if not TYPE_CHECKING:  # type checkers keep nn.Module's, and each declaration's, typing
+
+        def __setattr__(self, name: str, value: object) -> None:
+            # nn.Module drops a layer before it registers a parameter under its name: check
+            # a parameter assigned to a declared layer first, so that a refusal changes nothing.
+            if isinstance(value, nn.Parameter) and not under_construction(self):
+                check_assigned(self, name, value)
+            super().__setattr__(name, value)
 
     def reset_parameters(self, seed: int | None = None) -> None:
         """Re-initialize every parameter in the tree, as the declarations say.

@@ -19,6 +19,7 @@ from torch import nn
 from ._builder import Builder
 from ._errors import PlanError, SeedCollisionError
 from ._steps import Step
+from ._torch import extent, internal_overlap
 from ._units import Plan, Unit, step_tensors
 
 __all__ = ["build_plan"]
@@ -132,13 +133,11 @@ def _check_tensors(plan: Plan) -> None:
                     f"which torch does for float16, bfloat16, float32 and float64 only. Give "
                     f"it a deterministic rule (zeros, ones, constant) or one of those dtypes"
                 )
-            if any(
-                stride == 0 and size > 1 for stride, size in zip(t.stride(), t.shape, strict=True)
-            ):
+            if t.numel() and not t.is_meta and internal_overlap(t):
                 raise PlanError(
-                    f"{where} is an expanded view (stride 0): its elements share memory and "
-                    f"cannot take distinct values; give the layer a parameter of its own, e.g. "
-                    f"nn.Parameter(tensor.clone())"
+                    f"{where} is a view whose elements share memory (stride 0 or overlapping "
+                    f"strides) and cannot take distinct values; give the layer a parameter of "
+                    f"its own, e.g. nn.Parameter(tensor.clone())"
                 )
             if step.zero_row is not None and not 0 <= step.zero_row < t.shape[0]:
                 raise PlanError(
@@ -152,10 +151,42 @@ def _check_tensors(plan: Plan) -> None:
                 )
 
 
+def _check_overlap(plan: Plan) -> None:
+    """Refuse two distinct tensors that share memory: one would overwrite the other's values.
+    A tied parameter is one tensor held twice, and is fine."""
+    spans: dict[tuple[str, int], list[tuple[int, int, str]]] = {}
+    seen: set[int] = set()
+    for unit in plan.units:
+        for step in unit.steps:
+            for path, t in step_tensors(step):
+                if id(t) in seen or t.is_meta or not t.numel():
+                    continue
+                seen.add(id(t))
+                size = t.element_size()
+                start = int(t.storage_offset()) * size
+                stop = start + extent(t) * size
+                key = (str(t.device), t.untyped_storage().data_ptr())
+                spans.setdefault(key, []).append((start, stop, path))
+    for group in spans.values():
+        group.sort()
+        end, first = group[0][1], group[0][2]
+        for start, stop, second in group[1:]:
+            if start < end:
+                raise PlanError(
+                    f"{first!r} and {second!r} are distinct tensors in overlapping memory (views "
+                    f"of one buffer): writing one would change the other. Tie them by holding "
+                    f"one nn.Parameter in both places, or give each its own storage "
+                    f"(nn.Parameter(tensor.clone()))"
+                )
+            if stop > end:
+                end, first = stop, second
+
+
 def build_plan(root: nn.Module, root_seed: int, seeds: dict[str, int] | None = None) -> Plan:
     """Traverse ``root``, resolve ownership and seeds, and validate; touches no tensor."""
     plan = Builder(root, root_seed, seeds).plan
     _resolve_ownership(plan)
     _check_seeds(plan)
     _check_tensors(plan)
+    _check_overlap(plan)
     return plan

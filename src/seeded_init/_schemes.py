@@ -127,8 +127,8 @@ def check_kwargs(scheme: str, given: Mapping[str, object], where: str) -> dict[s
             if value not in kw.choices:
                 choices = ", ".join(repr(c) for c in kw.choices)
                 raise DeclarationError(
-                    f"{where}: {key}={value!r} is not accepted by scheme {scheme!r}; write one "
-                    f"of {choices}"
+                    f"{where}: {key}={value!r} is not a value that {key}= takes in scheme "
+                    f"{scheme!r}; write one of {choices}"
                 )
         elif kw.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

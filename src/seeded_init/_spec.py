@@ -18,7 +18,7 @@ from typing_extensions import Unpack
 from ._configs import Scheme
 from ._errors import DeclarationError
 from ._layer import DeclaredLayer
-from ._schemes import KwValue, check_kwargs, rule_text
+from ._schemes import SCHEMES, KwValue, check_kwargs, rule_text
 from ._seeds import check_seed
 from ._types import InitFn, SchemeKeywords, SchemeName
 
@@ -129,6 +129,8 @@ class seeded_init:
         return hash(self._key())
 
     def __repr__(self) -> str:
+        if self.problem is not None:
+            return f"seeded_init(<invalid: {self.problem[1]}>)"
         return f"seeded_init({self.describe()})"
 
     @property
@@ -147,7 +149,8 @@ class seeded_init:
         if self.seed is not None:
             text += f" seed={self.seed}"
         if self.bias is not None:
-            text += f" bias={self.bias.describe()}"
+            bias = self.bias.describe()
+            text += f" bias=({bias})" if " " in bias else f" bias={bias}"
         return text
 
     def raise_problem(self, where: str) -> None:
@@ -261,6 +264,7 @@ def _normalize(
     elif callable(scheme):
         if _takes_one_argument(scheme):
             raise DeclarationError(_one_argument_message(scheme))
+        _check_scheme_function(scheme)
         if kwargs:
             raise DeclarationError(
                 f"a function scheme takes no keywords, got {', '.join(k + '=' for k in kwargs)};"
@@ -305,12 +309,39 @@ def _normalize(
 
 
 def _one_argument_message(fn: Callable[..., object]) -> str:
-    name = getattr(fn, "__qualname__", repr(fn))
+    name = getattr(fn, "__qualname__", type(fn).__name__)
     return (
-        f"{name} takes one argument: a scheme function takes (tensor, generator); if {name} is "
-        f"a layer factory, write @seeded_init(...) with parentheses, e.g. "
-        f'@seeded_init(scheme="default")'
+        f"@seeded_init needs parentheses: write @seeded_init(...) above {name}, e.g. "
+        f'@seeded_init(scheme="default"). (As scheme=, {name} would not do either: it takes '
+        f"one argument, and a scheme function takes (tensor, generator))"
     )
+
+
+def _check_scheme_function(fn: Callable[..., object]) -> None:
+    """A scheme function is called as ``fn(tensor, generator)``."""
+    inner: object = getattr(fn, "func", fn)  # a functools.partial keeps its function there
+    name = getattr(inner, "__name__", "")
+    if getattr(inner, "__module__", None) == "torch.nn.init":
+        scheme = name.rstrip("_")
+        instead = f"scheme={scheme!r} with its keywords, or " if scheme in SCHEMES else ""
+        raise DeclarationError(
+            f"scheme=torch.nn.init.{name} would get the generator as its second argument, "
+            f"which it does not take; write {instead}a function "
+            f"lambda tensor, generator: torch.nn.init.{name}(tensor, ..., generator=generator)"
+        )
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: called as it is
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise DeclarationError(
+            f"{getattr(fn, '__qualname__', name) or type(fn).__name__}"
+            f"({', '.join(signature.parameters)}) cannot be "
+            f"called as (tensor, generator); a scheme function is "
+            f"def init(tensor: torch.Tensor, generator: torch.Generator) -> None"
+        ) from None
 
 
 def _takes_one_argument(fn: Callable[..., object]) -> bool:

@@ -21,11 +21,14 @@ __all__ = [
     "buffers",
     "children",
     "cuda_ready",
+    "extent",
     "fan_in",
     "forward_pre_hooks",
+    "internal_overlap",
     "is_lazy",
     "named_modules",
     "params",
+    "pruned_names",
 ]
 
 
@@ -59,6 +62,17 @@ def forward_pre_hooks(m: nn.Module) -> list[object]:
     return list(cast("Mapping[int, object]", hooks).values())
 
 
+def pruned_names(m: nn.Module) -> list[str]:
+    """The names of ``m``'s tensors pruned by ``torch.nn.utils.prune`` (kept as ``<name>_orig``)."""
+    from torch.nn.utils.prune import BasePruningMethod
+
+    return [
+        hook._tensor_name  # pyright: ignore[reportPrivateUsage]
+        for hook in forward_pre_hooks(m)
+        if isinstance(hook, BasePruningMethod)
+    ]
+
+
 def fan_in(weight: torch.Tensor) -> int:
     """PyTorch's fan_in of a weight (as ``torch.nn.init`` computes it)."""
     return nn.init._calculate_fan_in_and_fan_out(weight)[0]  # pyright: ignore[reportPrivateUsage]
@@ -67,6 +81,20 @@ def fan_in(weight: torch.Tensor) -> int:
 #: The bases of PyTorch's batch and instance norms, and of its convolutions (private in torch).
 NormBase: type[nn.Module] = batchnorm._NormBase  # pyright: ignore[reportPrivateUsage]
 ConvNd: type[nn.Module] = conv._ConvNd  # pyright: ignore[reportPrivateUsage]
+
+
+def internal_overlap(t: torch.Tensor) -> bool:
+    """Whether two elements of ``t`` are one place in memory (an ``as_strided`` view, say)."""
+    # torch says 0: no, 1: yes, 2: too hard to tell; then fewer places than elements is a yes
+    verdict: int = torch._debug_has_internal_overlap(t)  # pyright: ignore[reportPrivateImportUsage, reportPrivateUsage]
+    if verdict != 2:
+        return verdict == 1
+    return extent(t) < t.numel()
+
+
+def extent(t: torch.Tensor) -> int:
+    """How many elements of storage ``t`` spans, from its first to its last."""
+    return sum((int(n) - 1) * int(s) for n, s in zip(t.shape, t.stride(), strict=True)) + 1
 
 
 def is_lazy(m: nn.Module) -> bool:
