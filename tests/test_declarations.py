@@ -542,3 +542,42 @@ def test_scheme_types_equal_the_keyword_form() -> None:
             @seeded_init(scheme=KaimingNormal(), nonlinearity="relu")
             def fc(self) -> nn.Linear:
                 return nn.Linear(2, 2)
+
+
+@pytest.mark.parametrize("future", [False, True])
+def test_annotated_form_in_code_run_by_exec(future: bool) -> None:
+    """A module that is not in sys.modules (exec, a notebook cell) declares as any other."""
+    code = (
+        ("from __future__ import annotations\n" if future else "")
+        + "from typing import Annotated\n"
+        + "from torch import nn\n"
+        + "from seeded_init import SeededModule, seeded_init\n"
+        + "class Net(SeededModule):\n"
+        + "    fc: Annotated[nn.Linear, seeded_init(scheme='ones', seed=3)]\n"
+        + "    def __init__(self) -> None:\n"
+        + "        super().__init__()\n"
+        + "        self.fc = nn.Linear(2, 2)\n"
+        + "net = Net()\n"
+    )
+    scope: dict[str, object] = {"__name__": "not_a_module"}
+    exec(compile(code, "<cell>", "exec", dont_inherit=True), scope)
+    net = scope["net"]
+    assert isinstance(net, SeededModule)
+    assert torch.equal(net.get_parameter("fc.weight"), torch.ones(2, 2))
+    assert "fc" in declarations(net)
+
+
+@pytest.mark.parametrize("future", [False, True])
+@pytest.mark.parametrize("wrapper", ["ClassVar", "list"])
+def test_marker_nested_below_the_top_is_an_error(future: bool, wrapper: str) -> None:
+    """ClassVar[Annotated[..., marker]] or list[...] would declare nothing: an error."""
+    code = (
+        ("from __future__ import annotations\n" if future else "")
+        + "from typing import Annotated, ClassVar\n"
+        + "from torch import nn\n"
+        + "from seeded_init import SeededModule, seeded_init\n"
+        + "class Net(SeededModule):\n"
+        + f"    fc: {wrapper}[Annotated[nn.Linear, seeded_init(scheme='ones')]]\n"
+    )
+    with pytest.raises(DeclarationError, match=r"Net\.fc: a seeded_init\(\.\.\.\) marker inside"):
+        exec(compile(code, "<cell>", "exec", dont_inherit=True), {"__name__": "cell"})

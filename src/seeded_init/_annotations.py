@@ -32,10 +32,14 @@ class Scopes:
     """The names a class's string annotations can see (captured while the class is made)."""
 
     def __init__(self, cls: type) -> None:
-        module = sys.modules.get(cls.__module__)
-        self.globals: dict[str, Any] = dict(vars(module)) if module else {}
-        self.locals: ChainMap[str, Any] = ChainMap(dict(vars(cls)))
         frame = _defining_frame(cls)
+        module = sys.modules.get(cls.__module__)
+        # The globals the class statement runs with (also code run by exec, whose module is
+        # not in sys.modules), else its module's.
+        self.globals: dict[str, Any] = (
+            frame.f_globals if frame is not None else dict(vars(module)) if module else {}
+        )
+        self.locals: ChainMap[str, Any] = ChainMap(dict(vars(cls)))
         if frame is not None and frame.f_locals is not frame.f_globals:
             self.locals.maps.append(dict(frame.f_locals))
 
@@ -76,6 +80,13 @@ def annotated_specs(cls: type, scopes: Scopes) -> Iterator[tuple[str, InitSpec, 
         where = f"{cls.__qualname__}.{name}"
         found = _from_string(ann, scopes, where) if isinstance(ann, str) else _from_object(ann)
         if found is None:
+            _refuse_nested(ann if not isinstance(ann, str) else evaluate(ann, scopes), where)
+            if isinstance(ann, str) and "seeded_init" in ann and evaluate(ann, scopes) is None:
+                raise DeclarationError(
+                    f"{where}: the annotation {ann!r} names seeded_init but cannot be evaluated "
+                    f"where the class is written; write it as Annotated[Layer, seeded_init(...)]"
+                    f" with names the class's module or enclosing function can see"
+                )
             continue
         tp, metadata = found
         if any(m is seeded_init for m in metadata):
@@ -90,6 +101,21 @@ def annotated_specs(cls: type, scopes: Scopes) -> Iterator[tuple[str, InitSpec, 
             )
         if specs:
             yield name, specs[0], tp
+
+
+def _refuse_nested(ann: object, where: str) -> None:
+    """A marker anywhere below the top (``ClassVar[Annotated[...]]``, ``list[Annotated[...]]``)
+    declares nothing: say so rather than ignore it."""
+    for arg in typing.get_args(ann):
+        if typing.get_origin(arg) in _ANNOTATED and any(
+            isinstance(m, InitSpec) for m in getattr(arg, "__metadata__", ())
+        ):
+            raise DeclarationError(
+                f"{where}: a seeded_init(...) marker inside {ann!r} declares nothing; write "
+                f"Annotated[Layer, seeded_init(...)] as the whole annotation (or inside "
+                f"Optional[...])"
+            )
+        _refuse_nested(arg, where)
 
 
 def _from_object(ann: object) -> tuple[object, list[object]] | None:
