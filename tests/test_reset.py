@@ -583,6 +583,29 @@ def test_to_empty_unties_and_the_reset_ties_again() -> None:
     assert copied.out.weight is copied.emb.weight and m.out.weight is m.emb.weight
 
 
+def test_a_failed_reset_after_to_empty_leaves_the_tie_undone() -> None:
+    """A reset that raises after to_empty changes nothing: both sides keep their objects and
+    values; once the error is fixed, the reset ties them again with the eager values."""
+    eager = TiedLM()
+    with torch.device("meta"):
+        m = TiedLM()
+    m.to_empty(device="cpu")
+    with torch.no_grad():
+        m.emb.weight.fill_(1.0)
+        m.out.weight.fill_(2.0)
+    emb, out = m.emb.weight, m.out.weight
+    m.bad = nn.Module()
+    m.bad.register_parameter("p", nn.Parameter(torch.zeros(2)))  # no rule and no reset
+    with pytest.raises(PlanError, match="bad"):
+        m.reset_parameters()
+    assert m.emb.weight is emb and m.out.weight is out
+    assert bool((emb == 1.0).all()) and bool((out == 2.0).all())
+    del m.bad
+    m.reset_parameters()
+    assert m.out.weight is m.emb.weight
+    assert torch.equal(m.emb.weight, eager.emb.weight)
+
+
 def test_a_tie_undone_by_the_user_stays_undone() -> None:
     """Assigning a new parameter to one side is respected by later resets."""
     m = TiedLM()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import uuid
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -126,17 +127,22 @@ class Tie:
         self.owner, self.alias = owner, alias  # "module path:attr"
         self.token = token
 
-    def restore(self, root: nn.Module) -> None:
+    def restore(self, root: nn.Module) -> Callable[[], None] | None:
+        """Tie the two names again if ``to_empty`` untied them; returns how to undo that."""
         owner_mod, owner_attr = _resolve(root, self.owner)
         alias_mod, alias_attr = _resolve(root, self.alias)
         if owner_mod is None or alias_mod is None:
-            return
+            return None
         kept, other = params(owner_mod).get(owner_attr), params(alias_mod).get(alias_attr)
         if kept is None or other is None or kept is other or kept.shape != other.shape:
-            return
+            return None
         tokens = (vars(kept).get("_seeded_tie"), vars(other).get("_seeded_tie"))
-        if self.token not in tokens:  # both replaced: to_empty, or a copy of an untied model
-            params(alias_mod)[alias_attr] = kept
+        if self.token in tokens:  # the user undid the tie: leave it undone
+            return None
+        # both replaced: to_empty, or a copy of an untied model
+        table = params(alias_mod)
+        table[alias_attr] = kept
+        return lambda: table.__setitem__(alias_attr, other)
 
 
 def _resolve(root: nn.Module, where: str) -> tuple[nn.Module | None, str]:

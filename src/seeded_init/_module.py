@@ -140,10 +140,15 @@ def reset_tree(
 ) -> None:
     """Reset the part ``within`` of ``m`` (all of it for ""), from the plan of ``m``'s root."""
     root, prefix = (m, "") if construction else root_of(m)
-    for tie in root.__dict__.get("_seeded_ties", ()):
-        tie.restore(root)
-    plan = build_plan(*_plan_args(root, prefix, seed))
-    execute(plan, join(prefix, within), construction)
+    ties: list[Tie] = root.__dict__.get("_seeded_ties", [])
+    undo = [u for u in (tie.restore(root) for tie in ties) if u is not None]
+    try:
+        plan = build_plan(*_plan_args(root, prefix, seed))
+        execute(plan, join(prefix, within), construction)
+    except BaseException:
+        for u in reversed(undo):  # an error changes nothing: the names stay untied
+            u()
+        raise
     link_tree(root, root, "")
     root.__dict__["_seeded_ties"] = find_ties(root)
 
