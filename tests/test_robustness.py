@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 import threading
 import warnings
 from typing import Annotated, Any, Optional
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from seeded_init import (
+    Constant,
     ConstructionError,
     DeclarationError,
     PlanError,
@@ -177,6 +179,89 @@ def test_bad_values_known_only_at_reset_fail_before_any_write() -> None:
     with pytest.raises(PlanError, match=r"'b\.weight'.*torch\.int64.*float16, bfloat16"):
         m.reset_parameters()
     assert torch.equal(m.a.weight, before["a.weight"])
+
+
+_TOO_BIG: list[tuple[torch.dtype, dict[str, Any], str]] = [
+    (torch.float16, {"scheme": "constant", "val": 1e5}, "val=100000"),
+    (torch.float16, {"scheme": "uniform", "a": -1e5, "b": 1e5}, "a=-100000"),
+    (torch.float16, {"scheme": "uniform", "a": -4e4, "b": 4e4}, "b - a=80000"),
+    (torch.float16, {"scheme": "normal", "std": 7e4}, "std=70000"),
+    (torch.float16, {"scheme": "trunc_normal", "std": 5e4}, r"std \* sqrt\(2\)"),
+    (torch.float16, {"scheme": "xavier_normal", "gain": 1e6}, "std=500000"),
+    (torch.float16, {"scheme": "orthogonal", "gain": 1e5}, "gain=100000"),
+    (torch.float16, {"scheme": "normal", "params": {"bias": Constant(val=1e5)}}, "'bias'"),
+]
+
+
+@pytest.mark.parametrize(("dtype", "spec", "word"), _TOO_BIG)
+def test_numbers_beyond_the_dtype_fail_before_any_write(
+    dtype: torch.dtype, spec: dict[str, Any], word: str
+) -> None:
+    """A keyword that fits float32 but not the parameter's dtype (torch refuses it midway, or
+    writes inf) is a PlanError naming the layer and parameter; no tensor was written."""
+
+    class Net(SeededModule):
+        @seeded_init(scheme="normal", std=0.02)
+        def a(self) -> nn.Linear:
+            return nn.Linear(4, 4)
+
+        @seeded_init(**spec)
+        def b(self) -> nn.Linear:
+            return nn.Linear(4, 4)
+
+    m = Net().to(dtype)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.fill_(1.0)
+    before = snapshot(m)
+    with forked_rng():
+        rng = torch.get_rng_state()
+        with pytest.raises(PlanError, match=r"layer 'b'\): parameter") as caught:
+            m.reset_parameters()
+        assert re.search(word, str(caught.value)) and f"is {dtype}" in str(caught.value)
+        assert torch.equal(torch.get_rng_state(), rng)
+    assert_same(snapshot(m), before)
+
+
+def test_numbers_beyond_float32_fail_at_construction_and_the_largest_fit() -> None:
+    """uniform(+-1e39) cannot be drawn in float32 (torch.nn.init refuses it too); the
+    largest float16 value is accepted and written as torch.nn.init.constant_ writes it."""
+    with pytest.raises(RuntimeError):
+        nn.init.uniform_(torch.empty(4), -1e39, 1e39)
+
+    class Wide(SeededModule):
+        @seeded_init(scheme="uniform", a=-1e39, b=1e39)
+        def fc(self) -> nn.Linear:
+            return nn.Linear(4, 4)
+
+    with pytest.raises(PlanError, match=r"'weight' is torch\.float32.*a=-1e\+39"):
+        Wide()
+
+    class Edge(SeededModule):
+        @seeded_init(scheme="constant", val=65504.0, bias="default")
+        def fc(self) -> nn.Linear:
+            return nn.Linear(4, 4, dtype=torch.float16)
+
+    want = nn.init.constant_(torch.empty(4, 4, dtype=torch.float16), 65504.0)
+    assert torch.equal(Edge().fc.weight, want)
+
+
+@pytest.mark.parametrize(
+    ("spec", "word"),
+    [
+        ({"scheme": "kaiming_normal", "a": 1e300}, r"a=1e\+300 is too large"),
+        ({"scheme": "normal", "std": 10**400}, "std= is an int of 401 digits"),
+        ({"scheme": "constant", "val": -(10**400)}, "val= is an int of 401 digits"),
+    ],
+)
+def test_numbers_no_float_holds_fail_at_class_definition(spec: dict[str, Any], word: str) -> None:
+    """A number whose gain overflows, or an int too large for a float, is a DeclarationError."""
+    with pytest.raises(DeclarationError, match=word):
+
+        class Net(SeededModule):  # pyright: ignore[reportUnusedClass]
+            @seeded_init(**spec)
+            def fc(self) -> nn.Linear:
+                return nn.Linear(4, 4)
 
 
 def test_reset_under_a_default_device_context() -> None:

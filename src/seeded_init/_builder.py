@@ -16,7 +16,14 @@ from torch.nn.utils.weight_norm import WeightNorm
 from ._defaults import default_handler
 from ._errors import DeclarationError, PlanError
 from ._layer import table_of
-from ._schemes import SCHEMES, make_fill, resolve_kwargs, rule_text, shape_problem
+from ._schemes import (
+    SCHEMES,
+    make_fill,
+    range_problem,
+    resolve_kwargs,
+    rule_text,
+    shape_problem,
+)
 from ._seeds import derive_seed
 from ._spec import InitSpec
 from ._steps import Step, is_bias_name
@@ -435,6 +442,14 @@ class Builder:
                         f"{where} (layer {unit_path or 'root'!r}): parameter {rel!r} has shape "
                         f"{tuple(tensor.shape)}, and scheme {spec.scheme!r} {problem}. Give it "
                         f"its own rule: {fix}"
+                    )
+                problem = range_problem(spec.scheme, kwargs, tensor)
+                if problem is not None:
+                    wide = tensor.dtype in (torch.float32, torch.float64)
+                    raise PlanError(
+                        f"{where} (layer {unit_path or 'root'!r}): parameter {rel!r} is "
+                        f"{tensor.dtype}, and scheme {rule_text(spec.scheme, kwargs)} {problem}. "
+                        f"Give it smaller values{'' if wide else ', or keep it in float32'}"
                     )
                 fill = make_fill(spec.scheme, kwargs)
                 assert fill is not None

@@ -8,6 +8,7 @@ its values are bitwise those of that function. The one exception is ``sparse``: 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, cast, get_args
@@ -25,6 +26,7 @@ __all__ = [
     "KwValue",
     "check_kwargs",
     "make_fill",
+    "range_problem",
     "resolve_kwargs",
     "rule_text",
     "shape_problem",
@@ -144,6 +146,11 @@ def check_kwargs(scheme: str, given: Mapping[str, object], where: str) -> dict[s
             )
         elif isinstance(value, float) and not math.isfinite(value):
             raise DeclarationError(f"{where}: {key}={value!r} must be finite")
+        elif isinstance(value, int) and abs(value) > sys.float_info.max:
+            raise DeclarationError(
+                f"{where}: {key}= is an int of {len(str(abs(value)))} digits, too large to be "
+                f"a float; write a finite number"
+            )
         out[key] = cast("KwValue", value)  # checked above, by kind
     if not any(callable(v) for v in out.values()):
         _check_ranges(scheme, out, where)
@@ -180,6 +187,13 @@ def _check_ranges(scheme: str, kw: Mapping[str, KwValue], where: str) -> None:
 
     if scheme == "uniform" and _num(kw, "a") > _num(kw, "b"):
         raise bad(f"a={kw['a']} is above b={kw['b']}; write a <= b")
+    if scheme in ("kaiming_uniform", "kaiming_normal"):
+        try:
+            _kaiming_gain(kw)
+        except OverflowError:
+            raise bad(
+                f"a={kw['a']} is too large: its gain sqrt(2 / (1 + a**2)) overflows"
+            ) from None
     if scheme in ("xavier_uniform", "xavier_normal") and _num(kw, "gain") < 0:
         raise bad(f"gain={kw['gain']} is negative; write gain >= 0")
     if scheme in ("normal", "sparse") and _num(kw, "std") < 0:
@@ -214,6 +228,50 @@ def shape_problem(scheme: str, kw: Mapping[str, KwValue], shape: tuple[int, ...]
         return f"needs {info.dims_reason}"
     if scheme == "dirac" and shape[0] % int(_num(kw, "groups")) != 0:
         return f"needs dim 0 ({shape[0]}) divisible by groups={kw['groups']}"
+    return None
+
+
+def _kaiming_gain(kw: Mapping[str, KwValue]) -> float:
+    return init.calculate_gain(_NONLINEARITIES[str(kw["nonlinearity"])], _num(kw, "a"))
+
+
+def range_problem(scheme: str, kw: Mapping[str, KwValue], tensor: torch.Tensor) -> str | None:
+    """Why ``scheme`` cannot fill ``tensor`` in its dtype (a number it would pass to torch is
+    beyond the dtype's range, which torch refuses midway or turns into inf), or None."""
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return None
+    values: list[tuple[str, float]] = []
+    if scheme == "uniform":
+        a, b = _num(kw, "a"), _num(kw, "b")
+        values = [("a", a), ("b", b), ("b - a", b - a)]
+    elif scheme == "normal":
+        values = [("mean", _num(kw, "mean")), ("std", _num(kw, "std"))]
+    elif scheme == "sparse":
+        values = [("std", _num(kw, "std"))]
+    elif scheme == "trunc_normal":
+        lo, hi = trunc_bounds(kw)
+        std = _num(kw, "std")
+        values = [("mean", _num(kw, "mean")), ("std * sqrt(2)", std * math.sqrt(2))]
+        values += [("a", lo), ("b", hi)]
+    elif scheme == "constant":
+        values = [("val", _num(kw, "val"))]
+    elif scheme == "orthogonal":
+        values = [("gain", _num(kw, "gain"))]
+    elif scheme in ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"):
+        fan_in, fan_out = init._calculate_fan_in_and_fan_out(tensor)  # pyright: ignore[reportPrivateUsage]
+        if scheme.startswith("xavier"):
+            std = _num(kw, "gain") * math.sqrt(2.0 / (fan_in + fan_out))
+        else:
+            std = _kaiming_gain(kw) / math.sqrt(fan_in if kw["mode"] == "fan_in" else fan_out)
+        uniform = scheme.endswith("uniform")
+        values = [("2 * bound", 2 * math.sqrt(3.0) * std) if uniform else ("std", std)]
+    largest = torch.finfo(tensor.dtype).max
+    for label, value in values:
+        if abs(value) > largest:
+            return (
+                f"would need {label}={value:.6g}, beyond {tensor.dtype}'s largest value "
+                f"{largest:.6g}"
+            )
     return None
 
 
