@@ -18,6 +18,7 @@ from torch.nn import init
 from typing_extensions import Never
 
 from ._errors import DeclarationError
+from ._torch import fans
 from ._types import FanMode, Nonlinearity, SchemeName
 
 __all__ = [
@@ -258,7 +259,7 @@ def range_problem(scheme: str, kw: Mapping[str, KwValue], tensor: torch.Tensor) 
     elif scheme == "orthogonal":
         values = [("gain", _num(kw, "gain"))]
     elif scheme in ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"):
-        fan_in, fan_out = init._calculate_fan_in_and_fan_out(tensor)  # pyright: ignore[reportPrivateUsage]
+        fan_in, fan_out = fans(tensor)
         if scheme.startswith("xavier"):
             std = _num(kw, "gain") * math.sqrt(2.0 / (fan_in + fan_out))
         else:

@@ -23,6 +23,7 @@ __all__ = [
     "cuda_ready",
     "extent",
     "fan_in",
+    "fans",
     "forward_pre_hooks",
     "internal_overlap",
     "is_lazy",
@@ -73,9 +74,14 @@ def pruned_names(m: nn.Module) -> list[str]:
     ]
 
 
+def fans(weight: torch.Tensor) -> tuple[int, int]:
+    """PyTorch's (fan_in, fan_out) of a weight (as ``torch.nn.init`` computes them)."""
+    return nn.init._calculate_fan_in_and_fan_out(weight)  # pyright: ignore[reportPrivateUsage]
+
+
 def fan_in(weight: torch.Tensor) -> int:
     """PyTorch's fan_in of a weight (as ``torch.nn.init`` computes it)."""
-    return nn.init._calculate_fan_in_and_fan_out(weight)[0]  # pyright: ignore[reportPrivateUsage]
+    return fans(weight)[0]
 
 
 #: The bases of PyTorch's batch and instance norms, and of its convolutions (private in torch).
