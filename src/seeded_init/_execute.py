@@ -1,13 +1,13 @@
-"""Carrying out a validated plan: one CPU generator per unit, the global RNG left untouched.
+"""Carrying out a validated plan: one generator per unit, the global RNG left untouched.
 
-Values are drawn on the CPU in the tensor's dtype, into the tensor itself when it is a
-contiguous CPU tensor, else into a contiguous CPU buffer that is then copied in. So a
-channels_last weight or a CUDA parameter holds the same values as a plain CPU one, and no
-generator ever meets a tensor of another device.
+Where values are drawn, in which dtype, and how they reach a CUDA, channels_last or sharded
+tensor is ``_draw``'s concern: by default on the CPU in the tensor's dtype, so every device
+holds the same values and no generator ever meets a tensor of another device.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -16,12 +16,20 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from ._draw import Draw, Generators, draw_into
 from ._errors import PlanError
 from ._steps import Step
 from ._torch import buffers, cuda_ready, params
 from ._units import Plan, Unit, join, lookup
 
-__all__ = ["GLOBAL_RNG_LOCK", "SavedRng", "execute", "global_rng_restored", "write_steps"]
+__all__ = [
+    "GLOBAL_RNG_LOCK",
+    "DrawFrom",
+    "SavedRng",
+    "execute",
+    "global_rng_restored",
+    "write_steps",
+]
 
 #: Held while the global RNG is borrowed for a module whose own reset knows no generator.
 GLOBAL_RNG_LOCK = threading.RLock()
@@ -52,34 +60,16 @@ def global_rng_restored() -> Generator[None, None, None]:
         saved.restore()
 
 
-def _plain(t: torch.Tensor) -> bool:
-    return (
-        t.device.type == "cpu"
-        and t.is_contiguous()
-        and type(t) in (torch.Tensor, torch.nn.Parameter)
-    )
+def _write(step: Step, t: torch.Tensor, gens: Generators, how: Draw, write: bool = True) -> None:
+    """Draw ``step``'s values for ``t`` (into scratch and dropped, for ``write=False``)."""
+    fill = step.fill
+    assert fill is not None
+    if step.user and write:
+        fill = functools.partial(_checked, step)
+    draw_into(t, fill, gens, how, step.draws, step.zero_row, write)
 
 
-def _write(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
-    assert step.fill is not None
-    fill = _checked if step.user else _trusted
-    with torch.no_grad():
-        if _plain(t):
-            fill(step, t, g)
-        else:
-            buf = torch.empty(tuple(t.shape), dtype=t.dtype, device="cpu")
-            fill(step, buf, g)
-            t.copy_(buf)
-        if step.zero_row is not None:
-            t[step.zero_row].zero_()
-
-
-def _trusted(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
-    assert step.fill is not None
-    step.fill(t, g)
-
-
-def _checked(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
+def _checked(step: Step, t: torch.Tensor, g: torch.Generator) -> object:
     """Run a scheme function and check that it did what one must: write every element of
     the tensor in place, from the generator alone (its old values are NaN while it runs)."""
     assert step.fill is not None
@@ -120,13 +110,7 @@ def _checked(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
             f"place, without reading the old values (they are NaN while it runs), and write "
             f"finite values"
         )
-
-
-def _advance(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
-    """Draw what ``step`` would draw, into scratch: keeps the stream for the steps after it."""
-    assert step.fill is not None
-    with torch.no_grad():
-        step.fill(torch.empty(tuple(t.shape), dtype=t.dtype, device="cpu"), g)
+    return None
 
 
 class _Running(threading.local):
@@ -192,7 +176,7 @@ _RANDOM: frozenset[object] = frozenset(
 )
 
 
-class _DrawFrom(TorchFunctionMode):
+class DrawFrom(TorchFunctionMode):
     """Passes ``generator`` to every random function called without one, on this thread.
 
     A module's own reset written for the global RNG then draws from the layer's generator,
@@ -255,7 +239,7 @@ def _run_fallback(step: Step, g: torch.Generator, chosen: _Selection, poisoned: 
         # a lock, and restored after.
         with GLOBAL_RNG_LOCK, global_rng_restored():
             torch.default_generator.set_state(g.get_state())
-            with torch.no_grad(), _DrawFrom(g):
+            with torch.no_grad(), DrawFrom(g):
                 step.fallback(m)
     finally:
         _running.modules.discard(id(m))
@@ -341,28 +325,26 @@ class _Selection:
 
 def write_steps(steps: list[Step], g: torch.Generator) -> None:
     """Carry out built-in fill steps in order on ``g`` (for layers outside any plan)."""
+    gens = Generators.of(g)
     for step in steps:
         t = step.tensor()
         if step.fallback is None and step.fill is not None and t is not None and t.numel():
-            _write(step, t, g)
+            _write(step, t, gens, Draw())
 
 
-def _run_unit(unit: Unit, chosen_steps: _Selection) -> None:
-    g = torch.Generator()
-    g.manual_seed(unit.seed)
+def _run_unit(unit: Unit, chosen_steps: _Selection, how: Draw) -> None:
+    gens = Generators(unit.seed)
     poisoned: Poisoned = []
     for step in unit.steps:
         if step.fallback is not None:
-            _run_fallback(step, g, chosen_steps, poisoned)
+            _run_fallback(step, gens.cpu, chosen_steps, poisoned)
             continue
         chosen = step in chosen_steps
         t = step.tensor()
         if t is None or t.numel() == 0 or step.fill is None:
             continue
-        if chosen:
-            _write(step, t, g)
-        elif step.draws:
-            _advance(step, t, g)
+        if chosen or step.draws:
+            _write(step, t, gens, how, write=chosen)
     _check_written(unit, poisoned)
 
 
@@ -386,7 +368,9 @@ def _tensors(unit: Unit) -> Iterator[tuple[str, torch.Tensor]]:
         yield from _written(step)
 
 
-def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
+def execute(
+    plan: Plan, within: str = "", construction: bool = False, how: Draw | None = None
+) -> None:
     """Write every tensor of ``plan`` that the sub-layer at ``within`` holds ("" for all).
 
     During construction, units with tensors on the meta device are skipped (they have no
@@ -395,6 +379,7 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
     Raises:
         PlanError: a tensor to write is on the meta device.
     """
+    how = Draw() if how is None else how
     chosen = _Selection(plan.root, within)
     units = [u for u in plan.units if any(s in chosen for s in u.steps)]
     if construction:
@@ -426,7 +411,7 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
     current = None
     try:
         for current in fallible:
-            _run_unit(current, chosen)
+            _run_unit(current, chosen, how)
     except BaseException as exc:  # Ctrl-C too: no NaN placeholder may stay behind
         with torch.no_grad():
             for mod, name, p in objects:  # parameter objects a failed reset replaced
@@ -446,4 +431,4 @@ def execute(plan: Plan, within: str = "", construction: bool = False) -> None:
         ) from exc
     for unit in units:
         if not unit.fallible:
-            _run_unit(unit, chosen)
+            _run_unit(unit, chosen, how)

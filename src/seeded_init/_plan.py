@@ -19,7 +19,7 @@ from torch import nn
 from ._builder import Builder
 from ._errors import PlanError, SeedCollisionError
 from ._steps import Step
-from ._torch import extent, internal_overlap
+from ._torch import extent, internal_overlap, local_part, placement_problem
 from ._units import Plan, Unit, step_tensors
 
 __all__ = ["build_plan"]
@@ -113,9 +113,16 @@ def _check_tensors(plan: Plan) -> None:
     for unit in plan.units:
         for step in unit.steps:
             if step.fallback is not None:
-                devices = {
-                    t.device.type for t in [*step.module.parameters(), *step.module.buffers()]
-                } - {"cpu", "meta"}
+                tensors = [*step.module.parameters(), *step.module.buffers()]
+                devices = {t.device.type for t in tensors} - {"cpu", "meta"}
+                if any(local_part(t)[1] is not None for t in tensors):
+                    raise PlanError(
+                        f"{step.path!r} ({type(step.module).__qualname__}) is initialized by "
+                        f"its own reset_parameters(), and its parameters are DTensors, whose "
+                        f"random ops would draw each shard alike from the global RNG; declare "
+                        f"it with a scheme (or params= rules) in its parent, which seeded-init "
+                        f"draws for the full tensor and writes shard by shard"
+                    )
                 if devices:
                     raise PlanError(
                         f"{step.path!r} ({type(step.module).__qualname__}) is initialized by "
@@ -127,6 +134,13 @@ def _check_tensors(plan: Plan) -> None:
             if t is None or step.fill is None:
                 continue
             where = f"{step.path!r} ({unit.declared_by or 'undeclared'})"
+            layout = placement_problem(t)
+            if layout is not None:
+                raise PlanError(
+                    f"{where} is a DTensor that {layout}; shard it with Shard(dim) or "
+                    f"Replicate() placements (fully_shard does), or reset it before sharding"
+                )
+            t = local_part(t)[0]
             if step.draws and t.dtype not in _DRAWABLE:
                 raise PlanError(
                     f"{where} has dtype {t.dtype}; rule {step.rule} draws random numbers, "
@@ -158,10 +172,11 @@ def _check_overlap(plan: Plan) -> None:
     seen: set[int] = set()
     for unit in plan.units:
         for step in unit.steps:
-            for path, t in step_tensors(step):
-                if id(t) in seen or t.is_meta or not t.numel():
+            for path, full in step_tensors(step):
+                t = local_part(full)[0]
+                if id(full) in seen or t.is_meta or not t.numel():
                     continue
-                seen.add(id(t))
+                seen.add(id(full))
                 size = t.element_size()
                 start = int(t.storage_offset()) * size
                 stop = start + extent(t) * size

@@ -9,7 +9,7 @@ otherwise carry into every module here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -27,8 +27,10 @@ __all__ = [
     "forward_pre_hooks",
     "internal_overlap",
     "is_lazy",
+    "local_part",
     "named_modules",
     "params",
+    "placement_problem",
     "pruned_names",
 ]
 
@@ -114,3 +116,68 @@ def cuda_ready() -> bool:
     """Whether CUDA is there and initialized (whose RNG states are then saved and restored)."""
     initialized: bool = torch.cuda.is_available() and torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
     return initialized
+
+
+def _distributed(name: str, module: str) -> Any:
+    """``torch.distributed.tensor.<module>.<name>`` (``_tensor`` before torch 2.4)."""
+    import importlib
+
+    for package in ("torch.distributed.tensor", "torch.distributed._tensor"):
+        try:
+            return getattr(importlib.import_module(f"{package}{module}"), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"torch.distributed.tensor{module}.{name}")
+
+
+def _dtensor_type() -> type[torch.Tensor] | None:
+    """torch's DTensor class, or None where torch.distributed is not built."""
+    if not torch.distributed.is_available():
+        return None
+    dtensor: type[torch.Tensor] = _distributed("DTensor", "")
+    return dtensor
+
+
+def local_part(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...] | None]:
+    """For a DTensor: its local tensor and the slices of the global tensor it holds.
+
+    Any other tensor is its own local tensor (``None`` slices). Only Shard and Replicate
+    placements are valid here (see :func:`placement_problem`).
+    """
+    dtensor = _dtensor_type()
+    if dtensor is None or not isinstance(t, dtensor):
+        return t, None
+    d: Any = t
+    local: torch.Tensor = d.to_local()
+    where = _distributed("compute_local_shape_and_global_offset", "._utils")
+    shape: tuple[int, ...]
+    offset: tuple[int, ...]
+    shape, offset = where(tuple(t.shape), d.device_mesh, d.placements)
+    return local, tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))
+
+
+def placement_problem(t: torch.Tensor) -> str | None:
+    """Why a DTensor's layout cannot take a slice of a full draw, or None (any other tensor)."""
+    dtensor = _dtensor_type()
+    if dtensor is None or not isinstance(t, dtensor):
+        return None
+    kinds = (
+        _distributed("Shard", ".placement_types"),
+        _distributed("Replicate", ".placement_types"),
+    )
+    d: Any = t
+    placements: tuple[object, ...] = tuple(d.placements)
+    odd = [p for p in placements if type(p) not in kinds]
+    if odd:
+        return (
+            f"has placements {placements}; seeded-init writes DTensors placed with Shard(dim) "
+            f"and Replicate() only ({odd[0]} is neither)"
+        )
+    local, part = local_part(t)
+    assert part is not None
+    if tuple(local.shape) != tuple(s.stop - s.start for s in part):
+        return (
+            f"holds a local tensor of shape {tuple(local.shape)} where its placements "
+            f"{placements} give {tuple(s.stop - s.start for s in part)}"
+        )
+    return None
