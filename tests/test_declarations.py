@@ -197,7 +197,7 @@ def test_overriding_reset_parameters_is_refused() -> None:
     with pytest.raises(DeclarationError, match="overrides reset_parameters"):
 
         class M(SeededModule):  # pyright: ignore[reportUnusedClass]
-            def reset_parameters(self, seed: int | None = None) -> None:
+            def reset_parameters(self, seed: int | None = None, **kwargs: object) -> None:
                 pass
 
 

@@ -511,20 +511,6 @@ def test_undeclared_own_parameter_is_reported() -> None:
         Host()
 
 
-def test_parametrized_layer_is_reported_not_skipped() -> None:
-    """C08 (for now): a parametrized weight is an error naming the layer and parametrization."""
-    from torch.nn.utils import parametrizations
-
-    class P(SeededModule):
-        @seeded_init(scheme="kaiming_normal", seed=3)
-        def fc(self) -> nn.Module:
-            layer: nn.Module = parametrizations.weight_norm(nn.Linear(6, 6))
-            return layer
-
-    with pytest.raises(PlanError, match=r"fc.*_WeightNorm"):
-        P()
-
-
 def test_init_plan_matches_what_reset_writes() -> None:
     """init_plan() lists every tensor with its rule and seed, without writing."""
     m = C21()

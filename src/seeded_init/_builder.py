@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
@@ -164,7 +163,7 @@ class Builder:
         try:
             return self._default_steps(m, path, skip)
         except PlanError as exc:
-            if not tolerant or parametrize.is_parametrized(m):
+            if not tolerant:
                 raise
             own = [n for n, p in params(m).items() if p is not None and n not in skip]
             return [
@@ -179,7 +178,7 @@ class Builder:
         ):
             return [], frozenset()  # a lazy layer: nothing to draw until its first forward
         own = [n for n, p in params(m).items() if p is not None and n not in skip]
-        _refuse_parametrized(m, path)
+        _refuse_hooked(m, path)
         handler = default_handler(m)
         if handler is not None:
             steps, claimed = handler(m, path)
@@ -368,7 +367,7 @@ class Builder:
         stack: list[tuple[nn.Module, str]] = [(m, "")]  # no recursive closure: no cycle to GC
         while stack:
             mod, rel = stack.pop()
-            _refuse_parametrized(mod, join(path, rel))
+            _refuse_hooked(mod, join(path, rel))
             for name, p in params(mod).items():
                 if p is not None and id(p) not in seen and not uninitialized(p):
                     seen.add(id(p))
@@ -508,8 +507,10 @@ class Builder:
         self.plan.units.append(unit)
 
 
-def _refuse_parametrized(m: nn.Module, path: str) -> None:
-    """Writing a parametrization's originals would not give the declared effective weight."""
+def _refuse_hooked(m: nn.Module, path: str) -> None:
+    """The old hook-based weight_norm/spectral_norm and pruning recompute a tensor from
+    others before each forward: writing it would not last. (Parametrizations, the current
+    mechanism, are written through: see ``_parametrized``.)"""
     old_style = [
         type(hook).__name__
         for hook in forward_pre_hooks(m)
@@ -530,20 +531,6 @@ def _refuse_parametrized(m: nn.Module, path: str) -> None:
             f"recomputed from other parameters; seeded-init cannot initialize it. Apply it "
             f"after the reset, or remove it with torch.nn.utils.remove_weight_norm"
         )
-    if not parametrize.is_parametrized(m):
-        return
-    table = children(m)["parametrizations"]
-    assert table is not None
-    kinds = {
-        name: [type(p).__name__ for p in plist.children()]
-        for name, plist in children(table).items()
-        if plist is not None
-    }
-    raise PlanError(
-        f"{path or 'the model'} ({type(m).__name__}) has parametrizations {kinds}; seeded-init "
-        f"does not initialize through parametrizations yet. Remove it before the reset "
-        f"(torch.nn.utils.parametrize.remove_parametrizations) and register it again after"
-    )
 
 
 def _replace(

@@ -6,15 +6,18 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+import torch
 from torch import nn
 from torch.nn.modules.module import register_module_module_registration_hook
 
 from ._build import check_assigned, under_construction
 from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
+from ._draw import Draw, DrawOn, check_draw
 from ._execute import execute
 from ._layer import Declaration, DeclaredLayer, table_of
 from ._links import Link, SubtreeReset, Tie, find_ties
+from ._parametrized import parametrized_tensors, write_back
 from ._plan import build_plan
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
@@ -33,6 +36,12 @@ class SeededModule(nn.Module):
 
     Args:
         seed: the root seed that undeclared seeds are derived from (default 0).
+        draw_on: ``"cpu"`` (default) draws every value on a CPU generator, so the model holds
+            the same values on every device; ``"device"`` draws on each parameter's own
+            device: faster on a GPU, but the values are that device's.
+        draw_dtype: ``torch.float32`` draws random values in float32 and casts them, so a
+            bfloat16 or float16 model holds its float32 twin's values rounded; None (default)
+            draws in each parameter's dtype, as PyTorch does.
     """
 
     _seeded_table: ClassVar[Mapping[str, DeclaredLayer[Any]]] = MappingProxyType({})
@@ -43,11 +52,21 @@ class SeededModule(nn.Module):
         prepare_class(cls, SeededModule)
 
     @wraps_construction
-    def __init__(self, *args: object, seed: int | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        seed: int | None = None,
+        draw_on: DrawOn = "cpu",
+        draw_dtype: torch.dtype | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)
         if seed is not None:
             where = f"{type(self).__qualname__}(seed=...)"
             self.__dict__["_seeded_root_seed"] = check_seed(seed, where)
+        how = check_draw(draw_on, draw_dtype, f"{type(self).__qualname__}(...): ")
+        if how != Draw():
+            self.__dict__["_seeded_draw"] = how
 
     @property
     def root_seed(self) -> int:
@@ -84,7 +103,13 @@ class SeededModule(nn.Module):
                 check_assigned(self, name, value)
             super().__setattr__(name, value)
 
-    def reset_parameters(self, seed: int | None = None) -> None:
+    def reset_parameters(
+        self,
+        seed: int | None = None,
+        *,
+        draw_on: DrawOn | None = None,
+        draw_dtype: torch.dtype | None = None,
+    ) -> None:
         """Re-initialize every parameter in the tree, as the declarations say.
 
         Layers draw from their own ``torch.Generator``; the global RNG is left untouched.
@@ -93,23 +118,35 @@ class SeededModule(nn.Module):
 
         Args:
             seed: the root seed for this call instead of :attr:`root_seed`.
+            draw_on: for this call instead of the model's (see :class:`SeededModule`).
+            draw_dtype: for this call instead of the model's (see :class:`SeededModule`).
 
         Raises:
             PlanError: the plan cannot be carried out (nothing was changed).
             SeedError: ``seed`` is not an int in ``[0, 2**64)``.
         """
+        name = type(self).__qualname__
         if seed is not None:
-            check_seed(seed, f"{type(self).__qualname__}.reset_parameters: seed=")
+            check_seed(seed, f"{name}.reset_parameters: seed=")
+        how = None
+        if draw_on is not None or draw_dtype is not None:
+            model = draw_of(root_of(self)[0])
+            how = check_draw(
+                model.on if draw_on is None else draw_on,
+                model.dtype if draw_dtype is None else draw_dtype,
+                f"{name}.reset_parameters: ",
+            )
         if under_construction(self):
             return  # the construction ends with this very reset
-        reset_tree(self, seed=seed)
+        reset_tree(self, seed=seed, how=how)
 
     def init_plan(self, seed: int | None = None) -> InitPlan:
         """What ``reset_parameters(seed)`` would write, without writing anything."""
         if seed is not None:
             check_seed(seed, f"{type(self).__qualname__}.init_plan: seed=")
         root, prefix = root_of(self)
-        return build_plan(*_plan_args(root, prefix, seed)).records(within=prefix)
+        with parametrized_tensors(root):
+            return build_plan(*_plan_args(root, prefix, seed)).records(within=prefix)
 
     def __setstate__(self, state: dict[str, object]) -> None:
         # A copy (deepcopy, pickle, torch.load) links its layers to itself; an outer copy,
@@ -135,16 +172,29 @@ def root_of(m: SeededModule) -> tuple[SeededModule, str]:
     return m, ""
 
 
+def draw_of(root: SeededModule) -> Draw:
+    """How the model ``root`` draws (its constructor's ``draw_on=``, ``draw_dtype=``)."""
+    how = root.__dict__.get("_seeded_draw")
+    return how if isinstance(how, Draw) else Draw()
+
+
 def reset_tree(
-    m: SeededModule, seed: int | None = None, within: str = "", construction: bool = False
+    m: SeededModule,
+    seed: int | None = None,
+    within: str = "",
+    construction: bool = False,
+    how: Draw | None = None,
 ) -> None:
-    """Reset the part ``within`` of ``m`` (all of it for ""), from the plan of ``m``'s root."""
+    """Reset the part ``within`` of ``m`` (all of it for ""), from the plan of ``m``'s root,
+    drawn as ``how`` says (the root's way by default)."""
     root, prefix = (m, "") if construction else root_of(m)
     ties: list[Tie] = root.__dict__.get("_seeded_ties", [])
     undo = [u for u in (tie.restore(root) for tie in ties) if u is not None]
     try:
-        plan = build_plan(*_plan_args(root, prefix, seed))
-        execute(plan, join(prefix, within), construction)
+        with parametrized_tensors(root) as stand_ins:
+            plan = build_plan(*_plan_args(root, prefix, seed))
+            execute(plan, join(prefix, within), construction, draw_of(root) if how is None else how)
+        write_back(stand_ins, join(prefix, within), plan.root_seed)
     except BaseException:
         for u in reversed(undo):  # an error changes nothing: the names stay untied
             u()

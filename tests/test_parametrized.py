@@ -1,0 +1,178 @@
+"""Layers under torch.nn.utils.parametrize: the effective weight gets the declared init (C08)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrizations, parametrize
+
+from seeded_init import PlanError, SeededModule, seeded_init
+
+from .helpers import manual_seed, snapshot
+
+_ORIGINAL1 = "parametrizations.weight.original1"
+
+
+class Kaiming(SeededModule):
+    @seeded_init(scheme="kaiming_normal", seed=3)
+    def fc(self) -> nn.Linear:
+        return nn.Linear(6, 6)
+
+
+class Ortho(SeededModule):
+    @seeded_init(scheme="orthogonal", seed=3)
+    def fc(self) -> nn.Linear:
+        return nn.Linear(6, 6)
+
+
+class Default(SeededModule):
+    @seeded_init(scheme="default", seed=9)
+    def fc(self) -> nn.Linear:
+        return nn.Linear(5, 7)
+
+
+def _kaiming_reference() -> torch.Tensor:
+    w = torch.empty(6, 6)
+    nn.init.kaiming_normal_(w, generator=torch.Generator().manual_seed(3))
+    return w
+
+
+def test_c08_weight_norm_weight_gets_the_declared_init(global_rng_guard: None) -> None:
+    """P1: the visible weight changes and equals the unparametrized model's (atol 1e-6)."""
+    p1 = Kaiming()
+    parametrizations.weight_norm(p1.fc, "weight")
+    with torch.no_grad():
+        p1.fc.get_parameter(_ORIGINAL1).mul_(3.0).add_(1.0)
+    before = p1.fc.weight.detach().clone()
+    p1.reset_parameters()
+    r1 = Kaiming()
+    assert not torch.equal(p1.fc.weight, before)
+    torch.testing.assert_close(p1.fc.weight, r1.fc.weight, atol=1e-6, rtol=0)
+    torch.testing.assert_close(p1.fc.weight, _kaiming_reference(), atol=1e-6, rtol=0)
+    assert parametrize.is_parametrized(p1.fc, "weight")
+
+
+def test_c08_orthogonal_parametrization_is_orthogonal_and_reproducible() -> None:
+    """P2: orthogonal through the orthogonal parametrization, bitwise equal between twins."""
+    twins: list[torch.Tensor] = []
+    for _ in range(2):
+        m = Ortho()
+        parametrizations.orthogonal(m.fc, "weight")
+        with torch.no_grad():  # another orthogonal weight than the declared one
+            m.fc.get_parameter("parametrizations.weight.original").add_(0.3)
+        before = m.fc.weight.detach().clone()
+        m.reset_parameters()
+        assert not torch.equal(m.fc.weight, before)
+        w = m.fc.weight.detach()
+        torch.testing.assert_close(w @ w.T, torch.eye(6), atol=1e-5, rtol=0)
+        twins.append(w)
+    assert torch.equal(twins[0], twins[1])
+    want = torch.empty(6, 6)
+    nn.init.orthogonal_(want, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(twins[0], want, atol=1e-5, rtol=0)
+
+
+def test_spectral_norm_holds_the_declared_weight_over_its_spectral_norm() -> None:
+    """spectral_norm's weight is the declared one divided by its largest singular value; its
+    power-iteration vectors are drawn from the layer's seed, so twins are bitwise equal."""
+    twins: list[dict[str, torch.Tensor]] = []
+    for seed in (1, 2):
+        manual_seed(seed)  # spectral_norm draws _u and _v from the global RNG
+        m = Kaiming()
+        parametrizations.spectral_norm(m.fc, "weight")
+        m.reset_parameters()
+        twins.append(snapshot(m))
+        ref = _kaiming_reference()
+        want = ref / torch.svd(ref).S[0]
+        torch.testing.assert_close(m.fc.weight.detach(), want, atol=1e-4, rtol=0)
+    for key in twins[0]:
+        assert torch.equal(twins[0][key], twins[1][key]), key
+
+
+def test_default_scheme_through_weight_norm_is_pytorchs_linear_init() -> None:
+    """ "default" on a weight_norm'd Linear: the weight PyTorch's Linear(5, 7) gets."""
+
+    class Normed(Default):
+        def __init__(self) -> None:
+            super().__init__()
+            parametrizations.weight_norm(self.fc, "weight")
+
+    m = Normed()
+    m.reset_parameters()
+    manual_seed(9)
+    ref = nn.Linear(5, 7)
+    torch.testing.assert_close(m.fc.weight, ref.weight, atol=1e-6, rtol=0)
+    assert torch.equal(m.fc.bias, ref.bias)
+
+
+def test_parametrization_registered_in_the_factory_is_initialized_at_construction() -> None:
+    """A factory returning a parametrized layer: construction ends with the declared weight."""
+
+    class P(SeededModule):
+        @seeded_init(scheme="kaiming_normal", seed=3)
+        def fc(self) -> nn.Module:
+            layer: nn.Module = parametrizations.weight_norm(nn.Linear(6, 6))
+            return layer
+
+    m = P()
+    torch.testing.assert_close(m.fc.weight, _kaiming_reference(), atol=1e-6, rtol=0)
+    plan = m.init_plan()
+    assert [e.path for e in plan] == ["fc.weight", "fc.bias"]
+    assert plan["fc.weight"].rule == "kaiming_normal"
+
+
+def test_undeclared_parametrized_layer_gets_pytorchs_init_through_it() -> None:
+    """An undeclared weight_norm'd Linear resets like PyTorch's Linear, seed from its path."""
+
+    class Host(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+    plain = Host()
+    m = Host()
+    parametrizations.weight_norm(m.fc, "weight")
+    m.reset_parameters()
+    torch.testing.assert_close(m.fc.weight, plain.fc.weight, atol=1e-6, rtol=0)
+
+
+class _Scale(nn.Module):
+    """A parametrization without right_inverse: nothing can be assigned through it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x
+
+
+def test_parametrization_without_right_inverse_is_an_error_naming_it() -> None:
+    """No right_inverse: a PlanError naming the layer and the parametrization; nothing changes."""
+    m = Kaiming()
+    parametrize.register_parametrization(m.fc, "weight", _Scale())
+    before = snapshot(m)
+    with pytest.raises(PlanError, match=r"'fc\.weight'.*_Scale.*right_inverse"):
+        m.reset_parameters()
+    after = snapshot(m)
+    assert list(after) == list(before)
+    for key in before:
+        assert torch.equal(after[key], before[key]), key
+    assert parametrize.is_parametrized(m.fc, "weight")
+
+
+def test_reset_of_a_part_leaves_other_parametrized_layers_alone() -> None:
+    """Resetting one layer does not write another layer's parametrization originals."""
+
+    class Two(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+            self.b = nn.Linear(4, 4)
+
+    m = Two()
+    parametrizations.weight_norm(m.b, "weight")
+    with torch.no_grad():
+        m.b.get_parameter(_ORIGINAL1).fill_(0.5)
+    before = m.b.get_parameter(_ORIGINAL1).detach().clone()
+    m.a.reset_parameters()
+    assert torch.equal(m.b.get_parameter(_ORIGINAL1), before)
+    m.b.reset_parameters()
+    assert not torch.equal(m.b.get_parameter(_ORIGINAL1), before)
