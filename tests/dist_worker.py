@@ -8,11 +8,9 @@ test process compares them with models it builds in a single process.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import torch
 import torch.distributed as dist
@@ -24,9 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from seeded_init import PlanError, SeededModule, seeded_init
 
-from .helpers import manual_seed
+from .helpers import gpt_example, manual_seed
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LAYOUTS = ("shard0", "shard1", "replicate")
 
 
@@ -77,16 +74,6 @@ class Declared(SeededModule):
     @seeded_init(scheme="normal", seed=2)
     def fc(self) -> nn.Linear:
         return nn.Linear(4, 4)
-
-
-def gpt_example() -> ModuleType:
-    """examples/02_gpt2.py as a module (its GPT and TINY config)."""
-    spec = importlib.util.spec_from_file_location("gpt2_example", EXAMPLES / "02_gpt2.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def distribute(model: nn.Module, mesh: DeviceMesh, layout: str) -> None:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from types import ModuleType
 from typing import cast
 
 import torch
 from torch import nn
 
 from seeded_init import InitSpec, SeededModule
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def declared(make: Callable[[], nn.Module], spec: InitSpec) -> nn.Module:
@@ -73,3 +80,14 @@ def nn_init(
     t = torch.empty(shape, dtype=dtype)
     fn(t, *args, generator=torch.Generator().manual_seed(seed), **kwargs)
     return t
+
+
+@cache
+def gpt_example() -> ModuleType:
+    """examples/02_gpt2.py as a module (its GPT and TINY config)."""
+    spec = importlib.util.spec_from_file_location("gpt2_example", EXAMPLES / "02_gpt2.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

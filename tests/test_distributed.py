@@ -17,8 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .dist_worker import LAYOUTS, Sharded, gpt_example
-from .helpers import assert_same, manual_seed, nn_init, reference, snapshot
+from .dist_worker import LAYOUTS, Sharded
+from .helpers import assert_same, gpt_example, manual_seed, nn_init, reference, snapshot
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")
 

@@ -465,6 +465,7 @@ def test_c18_per_module_resets_reproduce_the_model_reset(order: str) -> None:
     got = snapshot(m)
     assert_same(got, eager)
     assert torch.equal(m.inner.norm.weight, torch.ones(3))
+    assert torch.equal(m.inner.norm.bias, torch.zeros(3))
     assert all(torch.isfinite(v).all() for v in got.values())
 
 

@@ -16,6 +16,7 @@ from ._configs import TruncNormal as TruncNormal
 from ._configs import Uniform as Uniform
 from ._configs import XavierNormal as XavierNormal
 from ._configs import XavierUniform as XavierUniform
+from ._draw import DrawOn as DrawOn
 from ._errors import ConstructionError as ConstructionError
 from ._errors import DeclarationError as DeclarationError
 from ._errors import PlanError as PlanError
@@ -48,6 +49,7 @@ __all__ = [
     "DeclarationError",
     "DeclaredLayer",
     "Dirac",
+    "DrawOn",
     "FanMode",
     "InitFn",
     "InitPlan",

@@ -14,6 +14,7 @@ from seeded_init import (
     Constant,
     Declaration,
     DeclaredLayer,
+    DrawOn,
     InitPlan,
     InitSpec,
     KaimingNormal,
@@ -100,6 +101,9 @@ assert_type(Net.fc1.spec, InitSpec)
 assert_type(Net.fc1.seed, int | None)
 assert_type(net.reset_parameters(), None)
 assert_type(net.reset_parameters(seed=3), None)
+assert_type(net.reset_parameters(draw_on="device", draw_dtype=torch.float32), None)
+on: DrawOn = "cpu"
+assert_type(net.reset_parameters(draw_on=on), None)
 assert_type(net.init_plan(), InitPlan)
 assert_type(next(iter(net.init_plan())), ParamInit)
 assert_type(net.init_plan()["fc.weight"], ParamInit)

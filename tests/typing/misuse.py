@@ -79,5 +79,7 @@ typo_weight: torch.Tensor = Typo().fc.weight  # no cascade: the layer keeps its 
 net = Net(4)
 net.fc1 = nn.Conv2d(2, 2, 1)  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]  # expect: Conv2d
 net.reset_parameters(seed="x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: seed
+net.reset_parameters(draw_on="gpu")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: draw_on
+net.reset_parameters(draw_dtype="float32")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: draw_dtype
 Net("x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: int
 Net()  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: "d"
