@@ -19,6 +19,7 @@ EXPECTED = {
     ],
     "02_gpt2.py": ["identical: True", "lm_head tied to wte: True"],
     "03_digits.py": ["loss curves identical: True", "only fc2 changed: True"],
+    "04_fsdp.py": ["state_dict identical: True", "forward identical: True"],
 }
 
 
