@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from seeded_init import DrawOn, PlanError, SeededModule, seeded_init
+from seeded_init import DrawOn, PlanError, SchemeName, SeededModule, seeded_init
 
 from .helpers import assert_same, gpt_example, manual_seed, nn_init, reference, snapshot
 from .test_default_parity import LAYERS
@@ -281,3 +281,42 @@ def test_c13_cuda_keeps_identity_and_never_mismatches_generators(draw_on: DrawOn
     assert_same(runs[0], runs[1])
     if draw_on == "cpu":
         assert_same({k: v.cpu() for k, v in runs[0].items()}, snapshot(C13()))
+
+
+# -- lazy layers (C07) -----------------------------------------------------------------------
+
+
+LAZY_SCHEMES: list[SchemeName] = ["orthogonal", "default"]
+
+
+@pytest.mark.parametrize("scheme", LAZY_SCHEMES)
+def test_lazy_layers_materialize_to_their_eager_twins(scheme: SchemeName) -> None:
+    """LazyLinear and LazyConv2d, reset before the first forward: after it they hold what the
+    eager layers declared the same way hold, bitwise."""
+
+    class Lazy(SeededModule):
+        @seeded_init(scheme=scheme, seed=3)
+        def proj(self) -> nn.Module:
+            return nn.LazyLinear(4)
+
+        @seeded_init(scheme=scheme, seed=4)
+        def conv(self) -> nn.Module:
+            return nn.LazyConv2d(5, 3)
+
+    class Eager(SeededModule):
+        @seeded_init(scheme=scheme, seed=3)
+        def proj(self) -> nn.Module:
+            return nn.Linear(8, 4)
+
+        @seeded_init(scheme=scheme, seed=4)
+        def conv(self) -> nn.Module:
+            return nn.Conv2d(2, 5, 3)
+
+    m = Lazy()
+    m.reset_parameters()
+    m.proj(torch.ones(2, 8))
+    m.conv(torch.ones(1, 2, 6, 6))
+    assert_same(snapshot(m), snapshot(Eager()))
+    if scheme == "default":
+        linear = reference(3, lambda: nn.Linear(8, 4))
+        assert torch.equal(m.get_parameter("proj.weight"), linear.get_parameter("weight"))
