@@ -320,3 +320,21 @@ def test_lazy_layers_materialize_to_their_eager_twins(scheme: SchemeName) -> Non
     if scheme == "default":
         linear = reference(3, lambda: nn.Linear(8, 4))
         assert torch.equal(m.get_parameter("proj.weight"), linear.get_parameter("weight"))
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_draw_dtype_float32_rounds_pytorchs_own_float32_init(name: str) -> None:
+    """Every "default" parity layer in bfloat16 with draw_dtype=torch.float32: PyTorch's
+    float32 layer (manual_seed(11); Layer()) rounded to bfloat16, bitwise."""
+    make = LAYERS[name]
+
+    class One(SeededModule):
+        @seeded_init(scheme="default", seed=11)
+        def layer(self) -> nn.Module:
+            return make(torch.bfloat16)
+
+    m = One(draw_dtype=torch.float32)
+    m.reset_parameters()
+    fp32 = snapshot(reference(11, lambda: make(torch.float32)))
+    want = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in fp32.items()}
+    assert_same(snapshot(m.layer), want)
