@@ -8,6 +8,7 @@ otherwise carry into every module here.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
@@ -131,11 +132,13 @@ def _distributed(name: str, module: str) -> Any:
 
 
 def _dtensor_type() -> type[torch.Tensor] | None:
-    """torch's DTensor class, or None where torch.distributed is not built."""
-    if not torch.distributed.is_available():
-        return None
-    dtensor: type[torch.Tensor] = _distributed("DTensor", "")
-    return dtensor
+    """torch's DTensor class, or None while it is not imported (no tensor can be one then):
+    a reset in a program that never touches torch.distributed does not import it."""
+    for package in ("torch.distributed.tensor", "torch.distributed._tensor"):
+        dtensor: type[torch.Tensor] | None = getattr(sys.modules.get(package), "DTensor", None)
+        if dtensor is not None:
+            return dtensor
+    return None
 
 
 def local_part(t: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...] | None]:
