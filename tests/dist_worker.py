@@ -45,7 +45,7 @@ class Sharded(SeededModule):
 
     @seeded_init(scheme="default", seed=7)
     def emb(self) -> nn.Embedding:
-        return nn.Embedding(10, 6, padding_idx=0)
+        return nn.Embedding(10, 6, padding_idx=9)  # on the last rank's shard
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h: torch.Tensor = self.fc(x) + self.lin(x)

@@ -94,9 +94,9 @@ def test_sharded_values_are_pytorchs_own(ranks: list[Seen]) -> None:
     lin = snapshot(reference(5, lambda: nn.Linear(16, 8)))
     assert torch.equal(got["lin.weight"], lin["weight"])
     assert torch.equal(got["lin.bias"], lin["bias"])
-    emb = snapshot(reference(7, lambda: nn.Embedding(10, 6, padding_idx=0)))
+    emb = snapshot(reference(7, lambda: nn.Embedding(10, 6, padding_idx=9)))
     assert torch.equal(got["emb.weight"], emb["weight"])
-    assert not got["emb.weight"][0].any()
+    assert not got["emb.weight"][9].any()
     bound = math.sqrt(6 / 6)  # kaiming_uniform, fan_in 6 (the full width, not a shard's)
     assert got["odd.weight"].abs().max() <= bound
     assert got["odd.weight"].abs().max() > bound / 2
@@ -156,5 +156,5 @@ def test_partial_placement_is_refused(ranks: list[Seen]) -> None:
         message = seen["partial/error"]
         assert isinstance(message, str)
         assert "'fc.weight'" in message and "Partial" in message
-        assert "Shard(dim) or Replicate()" in message
+        assert "Shard(dim) and Replicate() only" in message
         assert seen["partial/unchanged"] is True

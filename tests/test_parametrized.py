@@ -9,7 +9,7 @@ from torch.nn.utils import parametrizations, parametrize
 
 from seeded_init import PlanError, SeededModule, seeded_init
 
-from .helpers import manual_seed, snapshot
+from .helpers import assert_same, forked_rng, manual_seed, snapshot
 
 _ORIGINAL1 = "parametrizations.weight.original1"
 
@@ -176,3 +176,194 @@ def test_reset_of_a_part_leaves_other_parametrized_layers_alone() -> None:
     assert torch.equal(m.b.get_parameter(_ORIGINAL1), before)
     m.b.reset_parameters()
     assert not torch.equal(m.b.get_parameter(_ORIGINAL1), before)
+
+
+class _Failing(nn.Module):
+    """A parametrization whose right_inverse misbehaves as ``how`` says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.how = "ok"  # registering runs right_inverse once: it must work then
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def right_inverse(self, x: torch.Tensor) -> object:
+        if self.how == "raises":
+            raise RuntimeError("boom")
+        if self.how == "shape":
+            return x[:1]
+        if self.how == "dtype":
+            return x.to(torch.int32)
+        if self.how == "none":
+            return None
+        if self.how == "tuple":
+            return (x, x)  # two values for one original
+        return x
+
+
+class TwoLayers(SeededModule):
+    @seeded_init(scheme="kaiming_normal", seed=3)
+    def fc(self) -> nn.Linear:
+        return nn.Linear(6, 6)
+
+    @seeded_init(scheme="normal", seed=4)
+    def other(self) -> nn.Linear:
+        return nn.Linear(6, 6)
+
+
+def _poked(m: nn.Module) -> dict[str, torch.Tensor]:
+    """Every tensor set to values a reset would change; their snapshot."""
+    with torch.no_grad():
+        for t in m.state_dict().values():
+            t.fill_(0.25)
+    return snapshot(m)
+
+
+@pytest.mark.parametrize(
+    ("how", "match"),
+    [
+        ("raises", r"'fc\.weight' \(Linear\): handing .* right_inverse\(\) failed: RuntimeError"),
+        ("shape", r"'fc\.weight': .* gave original \(1, 6\) torch\.float32, not its \(6, 6\)"),
+        ("dtype", r"'fc\.weight': .* gave original \(6, 6\) torch\.int32, not its \(6, 6\) torch"),
+        ("none", r"'fc\.weight': .* gave a NoneType, where its originals are \['original'\]"),
+        ("tuple", r"'fc\.weight': .* gave a tuple of 2, where its originals are \['original'\]"),
+    ],
+)
+@pytest.mark.parametrize("part", ["model", "layer"])
+def test_failing_right_inverse_is_a_plan_error_and_every_tensor_is_restored(
+    how: str, match: str, part: str
+) -> None:
+    """A right_inverse that raises or gives what the originals cannot take: PlanError naming
+    the tensor, and every tensor the reset wrote (the other layer too) is put back."""
+    m = TwoLayers()
+    failing = _Failing()
+    parametrize.register_parametrization(m.fc, "weight", failing, unsafe=True)
+    failing.how = how
+    before = _poked(m)
+    with pytest.raises(PlanError, match=match + r".*restored"):
+        if part == "model":
+            m.reset_parameters()
+        else:
+            m.fc.reset_parameters()
+    assert_same(snapshot(m), before)
+    assert parametrize.is_parametrized(m.fc, "weight")
+
+
+def test_failure_in_a_second_parametrized_layer_leaves_the_first_unchanged() -> None:
+    """Two parametrized layers, the second's right_inverse raises: neither layer changed."""
+    m = TwoLayers()
+    parametrizations.weight_norm(m.fc, "weight")
+    failing = _Failing()
+    parametrize.register_parametrization(m.other, "weight", failing)
+    failing.how = "raises"
+    before = _poked(m)
+    with pytest.raises(PlanError, match=r"'other\.weight'"):
+        m.reset_parameters()
+    assert_same(snapshot(m), before)
+
+
+class _Drawing(nn.Module):
+    """A parametrization whose forward draws from the global RNG (and changes nothing)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 0 * torch.randn_like(x)
+
+    def right_inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 0 * torch.randn_like(x)
+
+
+def test_parametrization_code_leaves_the_global_rng_alone(global_rng_guard: None) -> None:
+    """init_plan() and reset_parameters() run parametrizations' code without moving the
+    global RNG; the weight is the declared one."""
+    m = Kaiming()
+    with forked_rng():  # registering runs right_inverse, which draws
+        parametrize.register_parametrization(m.fc, "weight", _Drawing())
+    m.init_plan()
+    m.reset_parameters()
+    original = m.fc.get_parameter("parametrizations.weight.original")  # reading .weight draws
+    assert torch.equal(original, _kaiming_reference())
+
+
+class _Raising(nn.Module):
+    armed = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.armed:
+            raise ValueError("forward boom")
+        return x
+
+    def right_inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_parametrization_whose_forward_raises_is_a_plan_error() -> None:
+    m = Kaiming()
+    raising = _Raising()
+    parametrize.register_parametrization(m.fc, "weight", raising, unsafe=True)
+    raising.armed = True
+    before = _poked(m)
+    with pytest.raises(PlanError, match=r"'fc\.weight' \(Linear\): computing it .*forward boom"):
+        m.reset_parameters()
+    assert_same(snapshot(m), before)
+
+
+class _Scaled(nn.Module):
+    """A parametrization with a parameter of its own, which no rule can reach."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+    def right_inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return x / self.scale
+
+
+def test_parametrization_with_its_own_parameter_is_refused() -> None:
+    """Its parameter would be skipped silently: a PlanError naming it; nothing changed."""
+    m = Kaiming()
+    parametrize.register_parametrization(m.fc, "weight", _Scaled())
+    before = _poked(m)
+    with pytest.raises(PlanError, match=r"'fc\.weight' \(Linear\) .* _Scaled, .* \('scale'\)"):
+        m.reset_parameters()
+    with pytest.raises(PlanError, match="'scale'"):
+        m.init_plan()
+    assert_same(snapshot(m), before)
+
+
+def test_init_plan_and_failed_resets_leave_spectral_norm_vectors_alone() -> None:
+    """Reading a spectral_norm'd weight in training mode advances its power iteration; the
+    library's reads do not, and a reset refused for another reason changes nothing."""
+    m = TwoLayers()
+    parametrizations.spectral_norm(m.fc, "weight")
+    m.train()
+    before = snapshot(m)
+    m.init_plan()
+    assert_same(snapshot(m), before)
+    m.other.bias = nn.Parameter(torch.empty(6, device="meta"))
+    with pytest.raises(PlanError, match="meta"):
+        m.reset_parameters()
+    after = snapshot(m)
+    for key in before:
+        if key != "other.bias":
+            assert torch.equal(after[key], before[key]), key
+
+
+def test_every_module_reset_in_turn_equals_the_model_reset() -> None:
+    """C18 with a parametrized layer: parametrize's own modules have no reset of their
+    own, so resetting each module that has one, in any order, is the model's reset."""
+    m = TwoLayers()
+    parametrizations.weight_norm(m.fc, "weight")
+    m.reset_parameters()
+    want = snapshot(m)
+    _poked(m)
+    mods = list(m.modules())
+    assert not callable(getattr(m.fc.parametrizations, "reset_parameters", None))
+    for mod in reversed(mods):
+        reset = getattr(mod, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    assert_same(snapshot(m), want)

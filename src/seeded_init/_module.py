@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import torch
 from torch import nn
 from torch.nn.modules.module import register_module_module_registration_hook
+from torch.nn.utils.parametrize import ParametrizationList
 
 from ._build import check_assigned, under_construction
 from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
 from ._draw import Draw, DrawOn, check_draw
+from ._errors import PlanError
 from ._execute import execute
 from ._layer import Declaration, DeclaredLayer, table_of
 from ._links import Link, SubtreeReset, Tie, find_ties
-from ._parametrized import parametrized_tensors, write_back
+from ._parametrized import inverses, parametrized_tensors, write_back
 from ._plan import build_plan
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
@@ -191,16 +193,37 @@ def reset_tree(
     ties: list[Tie] = root.__dict__.get("_seeded_ties", [])
     undo = [u for u in (tie.restore(root) for tie in ties) if u is not None]
     try:
+        part = join(prefix, within)
         with parametrized_tensors(root) as stand_ins:
             plan = build_plan(*_plan_args(root, prefix, seed))
-            execute(plan, join(prefix, within), construction, draw_of(root) if how is None else how)
-        write_back(stand_ins, join(prefix, within), plan.root_seed)
+            saved = _saved(root, part) if stand_ins else []
+            execute(plan, part, construction, draw_of(root) if how is None else how)
+            try:
+                pending = inverses(stand_ins, part, plan.root_seed)
+            except PlanError as exc:
+                with torch.no_grad():
+                    for t, old in saved:
+                        t.copy_(old)
+                raise PlanError(
+                    f"{exc}; every tensor the reset wrote was restored to its value before it"
+                ) from exc
+        write_back(pending)
     except BaseException:
         for u in reversed(undo):  # an error changes nothing: the names stay untied
             u()
         raise
     link_tree(root, root, "")
     root.__dict__["_seeded_ties"] = find_ties(root)
+
+
+def _saved(root: nn.Module, part: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A copy of every tensor of the part at ``part``, to put back if a parametrization's
+    right_inverse fails after the reset wrote them."""
+    top = lookup(root, part)
+    if top is None:
+        return []
+    tensors = {id(t): t for t in [*top.parameters(), *top.buffers()] if not t.is_meta}
+    return [(t, t.detach().clone()) for t in tensors.values()]
 
 
 def _plan_args(
@@ -217,8 +240,11 @@ def _plan_args(
 def link_tree(root: SeededModule, top: nn.Module, path: str) -> None:
     """Link ``top`` (at ``path`` in ``root``'s tree) and everything under it to ``root``:
     nested SeededModules reset through it, layers get a reset that re-draws their part."""
+    tables: set[int] = set()  # parametrize's own modules: they reset with their layer
     for sub_path, m in named_modules(top, path):
-        if m is root:
+        if isinstance(m, ParametrizationList):
+            tables.update(id(x) for x in m.modules())
+        if m is root or id(m) in tables:
             continue
         link = m.__dict__.get("_seeded_link")
         if not (isinstance(link, Link) and link.points_to(root, sub_path)):
@@ -250,7 +276,7 @@ def declarations(model: type[SeededModule] | SeededModule) -> Mapping[str, Decla
 def _on_module_registered(parent: nn.Module, name: str, child: nn.Module | None) -> None:
     """A module attached to a built model (by setattr, add_module, a container's append...)
     resets as part of it from then on."""
-    if child is None or under_construction(parent):
+    if child is None or under_construction(parent) or isinstance(parent, ParametrizationList):
         return
     if isinstance(parent, SeededModule):
         if "_modules" not in parent.__dict__:

@@ -11,6 +11,11 @@ originals are written in place. The effective weight is then the declared one, a
 parametrization can hold it: weight_norm and orthogonal (given an orthogonal value) hold it
 exactly up to rounding; spectral_norm holds it divided by its largest singular value, whose
 estimate (the ``_u``, ``_v`` vectors) is drawn again from the layer's seed.
+
+User code runs here (a parametrization's forward and ``right_inverse``), so it runs with
+the global RNG saved and restored, and in two phases: :func:`inverses` computes every value
+to write, writing nothing, and may fail (the caller then puts back what the reset wrote);
+:func:`write_back` only copies.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from ._seeds import derive_seed
 from ._torch import children, local_part, named_modules, params
 from ._units import inside, join
 
-__all__ = ["StandIn", "parametrized_tensors", "write_back"]
+__all__ = ["Pending", "StandIn", "inverses", "parametrized_tensors", "write_back"]
 
 
 @dataclass(slots=True)
@@ -43,106 +48,213 @@ class StandIn:
     param: nn.Parameter
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What :func:`write_back` copies for one stand-in: ``(target, value)`` pairs, and the
+    power iterations of a spectral_norm to run once its vectors are written."""
+
+    copies: list[tuple[torch.Tensor, torch.Tensor]]
+    power: list[Callable[[], None]]
+
+
 def _parametrizations(m: nn.Module) -> nn.ModuleDict | None:
     table = children(m).get("parametrizations")
     return table if parametrize.is_parametrized(m) and isinstance(table, nn.ModuleDict) else None
 
 
+def _where(m: nn.Module, path: str, name: str) -> str:
+    """``'fc.weight' (Linear)``: the layer's own class, not parametrize's subclass of it."""
+    cls = type(m)
+    if cls.__bases__ and cls.__name__ == f"Parametrized{cls.__bases__[0].__name__}":
+        cls = cls.__bases__[0]
+    return f"{join(path, name)!r} ({cls.__name__})"
+
+
 def _check(m: nn.Module, path: str, name: str, chain: nn.Module) -> None:
+    where = _where(m, path, name)
     for p in chain.children():
+        kind = type(p).__qualname__
         if not callable(getattr(p, "right_inverse", None)):
             raise PlanError(
-                f"{join(path, name)!r} ({type(m).__name__}) is parametrized by "
-                f"{type(p).__qualname__}, which has no right_inverse(), so seeded-init cannot "
-                f"give the effective {name!r} its declared init; add a right_inverse() to "
-                f"{type(p).__qualname__}, or register the parametrization after the reset"
+                f"{where} is parametrized by {kind}, which has no right_inverse(), so "
+                f"seeded-init cannot give the effective {name!r} its declared init; add a "
+                f"right_inverse() to {kind}, or register the parametrization after the reset"
+            )
+        own = [n for n, _ in p.named_parameters()]
+        if own:
+            raise PlanError(
+                f"{where} is parametrized by {kind}, which has parameters of its own "
+                f"({', '.join(repr(n) for n in own)}) that seeded-init cannot initialize "
+                f"reproducibly; make them buffers, or register the parametrization after the "
+                f"reset"
             )
     if any(local_part(t)[1] is not None for t in chain.parameters()):
         raise PlanError(
-            f"{join(path, name)!r} ({type(m).__name__}) is parametrized and sharded (DTensor); "
-            f"seeded-init does not write through parametrizations of DTensors. Register the "
-            f"parametrization after the reset"
+            f"{where} is parametrized and sharded (DTensor); seeded-init does not write "
+            f"through parametrizations of DTensors. Register the parametrization after the reset"
         )
+
+
+@contextmanager
+def _user_code(g: torch.Generator | None = None) -> Generator[None, None, None]:
+    """Run a parametrization's code with the global RNG restored after (seeded from ``g``,
+    and ``g`` given to random calls that take a generator, where there is one)."""
+    with GLOBAL_RNG_LOCK, global_rng_restored(), torch.no_grad():
+        if g is None:
+            yield
+            return
+        torch.default_generator.set_state(g.get_state())
+        with DrawFrom(g):
+            yield
+
+
+def _effective(m: nn.Module, path: str, name: str, chain: nn.Module) -> torch.Tensor:
+    """The parametrized tensor's current value, computed without changing anything (a
+    spectral_norm in training mode would advance its power iteration on each read)."""
+    saved = [(b, b.detach().clone()) for b in chain.buffers()]
+    try:
+        with _user_code():
+            value: torch.Tensor = getattr(m, name).detach().clone()
+    except Exception as exc:
+        raise PlanError(
+            f"{_where(m, path, name)}: computing it through its parametrizations failed: "
+            f"{exc!r}; fix the parametrization's forward, or register it after the reset"
+        ) from exc
+    finally:
+        with torch.no_grad():
+            for b, old in saved:
+                b.copy_(old)
+    return value
 
 
 @contextmanager
 def parametrized_tensors(root: nn.Module) -> Generator[list[StandIn], None, None]:
     """Replace each parametrized tensor of ``root``'s tree by a stand-in, for a reset.
 
-    On exit the tables are put back; :func:`write_back` is the caller's to call first, for
-    a reset that wrote the stand-ins.
+    On exit the tables are put back; :func:`inverses` and :func:`write_back` are the
+    caller's, for a reset that wrote the stand-ins.
 
     Raises:
-        PlanError: a parametrization that cannot take a value (no ``right_inverse``).
+        PlanError: a parametrization that cannot take a value (no ``right_inverse``, its
+            own parameters, DTensors) or whose forward fails; nothing was changed.
     """
-    found: list[tuple[nn.Module, str, nn.ModuleDict]] = []
+    found: list[tuple[nn.Module, nn.ModuleDict, list[StandIn]]] = []
     for path, m in named_modules(root):
         table = _parametrizations(m)
         if table is None:
             continue
+        mine: list[StandIn] = []
         for name, chain in children(table).items():
-            if chain is not None:
-                _check(m, path, name, chain)
-        found.append((m, path, table))
-    stand_ins: list[StandIn] = []
+            assert isinstance(chain, nn.ModuleList)
+            _check(m, path, name, chain)
+            value = _effective(m, path, name, chain)
+            param = nn.Parameter(value, requires_grad=value.requires_grad)
+            mine.append(StandIn(m, name, join(path, name), chain, param))
+        found.append((m, table, mine))
     try:
-        for m, path, table in found:
-            for name, chain in children(table).items():
-                assert isinstance(chain, nn.ModuleList)
-                with torch.no_grad():
-                    value = getattr(m, name).detach()
-                param = nn.Parameter(value.clone(), requires_grad=value.requires_grad)
-                stand_ins.append(StandIn(m, name, join(path, name), chain, param))
+        for m, _, mine in found:
             del children(m)["parametrizations"]
             own = params(m)
             rest = dict(own)
             own.clear()  # the stand-ins first, where a layer's weight stands
-            own.update({s.name: s.param for s in stand_ins if s.module is m}, **rest)
-        yield stand_ins
+            own.update({s.name: s.param for s in mine}, **rest)
+        yield [s for _, _, mine in found for s in mine]
     finally:
-        for m, _, table in found:
-            for s in stand_ins:
-                if s.module is m:
-                    params(m).pop(s.name, None)
+        for m, table, mine in found:
+            for s in mine:
+                params(m).pop(s.name, None)
             children(m)["parametrizations"] = table
 
 
-def write_back(stand_ins: list[StandIn], within: str, root_seed: int) -> None:
-    """Hand each stand-in under ``within`` to its parametrizations' ``right_inverse`` and
-    write the originals in place (call with the tables put back)."""
+def inverses(stand_ins: list[StandIn], within: str, root_seed: int) -> list[Pending]:
+    """What to write for each stand-in under ``within``: its value handed back through the
+    parametrizations' ``right_inverse`` chain. Writes nothing.
+
+    Raises:
+        PlanError: a ``right_inverse`` failed or gave values the originals cannot take.
+    """
+    pending: list[Pending] = []
     for s in stand_ins:
         if not (inside(s.path, within) or inside(within, s.path)) or s.param.is_meta:
             continue
         g = torch.Generator()
         g.manual_seed(derive_seed(root_seed, s.path + "/parametrizations"))
-        with GLOBAL_RNG_LOCK, global_rng_restored(), torch.no_grad(), DrawFrom(g):
-            torch.default_generator.set_state(g.get_state())
-            _assign(s, g)
-
-
-def _assign(s: StandIn, g: torch.Generator) -> None:
-    value: torch.Tensor | tuple[torch.Tensor, ...] = s.param.detach()
-    for p in reversed(list(s.chain.children())):
-        if isinstance(value, torch.Tensor) and _is_spectral(p):
-            _redraw_spectral(p, value, g)
-        inverse: Callable[[torch.Tensor], torch.Tensor | tuple[torch.Tensor, ...]]
-        inverse = p.right_inverse  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
-        assert isinstance(value, torch.Tensor)
-        value = inverse(value)
-    originals = params(s.chain)
-    if isinstance(value, torch.Tensor):
-        targets = [("original", value)]
-    else:
-        targets = [(f"original{i}", v) for i, v in enumerate(value)]
-    for name, new in targets:
-        original = originals[name]
-        assert original is not None
-        if new.shape != original.shape:
+        try:
+            with _user_code(g):
+                pending.append(_inverse(s, g))
+        except PlanError:
+            raise
+        except Exception as exc:
             raise PlanError(
-                f"{s.path!r}: the right_inverse() of its parametrizations gave {name} the shape "
-                f"{tuple(new.shape)}, not its shape {tuple(original.shape)}"
+                f"{_where(s.module, '', s.path)}: handing the declared value to its "
+                f"parametrizations' right_inverse() failed: {exc!r}"
+            ) from exc
+    return pending
+
+
+def write_back(pending: list[Pending]) -> None:
+    """Copy what :func:`inverses` computed (call with the tables put back)."""
+    with torch.no_grad():
+        for p in pending:
+            for target, value in p.copies:
+                target.copy_(value)
+            for power in p.power:
+                power()
+
+
+def _inverse(s: StandIn, g: torch.Generator) -> Pending:
+    copies: list[tuple[torch.Tensor, torch.Tensor]] = []
+    power: list[Callable[[], None]] = []
+    value: object = s.param.detach()
+    for p in reversed(list(s.chain.children())):
+        if not isinstance(value, torch.Tensor):
+            raise PlanError(
+                f"{s.path!r}: a parametrization before {type(p).__qualname__} gave its "
+                f"right_inverse() a {type(value).__name__}, not a tensor"
             )
-        original.copy_(new)
+        if _is_spectral(p):
+            _redraw_spectral(p, value, g, copies, power)
+        inverse: Callable[[torch.Tensor], object] = p.right_inverse  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
+        value = inverse(value)
+    originals = {n: t for n, t in params(s.chain).items() if t is not None}
+    given = _named(value)
+    if set(given) != set(originals):
+        raise PlanError(
+            f"{s.path!r}: the right_inverse() of its parametrizations gave "
+            f"{_described(value)}, where its originals are {sorted(originals)}"
+        )
+    for name, new in given.items():
+        original = originals[name]
+        if new.shape != original.shape or new.dtype != original.dtype:
+            raise PlanError(
+                f"{s.path!r}: the right_inverse() of its parametrizations gave {name} "
+                f"{tuple(new.shape)} {new.dtype}, not its {tuple(original.shape)} "
+                f"{original.dtype}"
+            )
+        copies.append((original, new.detach().clone()))
+    return Pending(copies, power)
+
+
+def _named(value: object) -> dict[str, torch.Tensor]:
+    """A right_inverse's result by the original it is for: a tensor is ``original``, a
+    sequence of tensors ``original0``, ``original1``..., anything else nothing."""
+    if isinstance(value, torch.Tensor):
+        return {"original": value}
+    items: list[object] = list(value) if isinstance(value, tuple | list) else []  # pyright: ignore[reportUnknownArgumentType]
+    tensors = [v for v in items if isinstance(v, torch.Tensor)]
+    if not tensors or len(tensors) != len(items):
+        return {}
+    return {f"original{i}": v for i, v in enumerate(tensors)}
+
+
+def _described(value: object) -> str:
+    kind = type(value).__name__
+    if isinstance(value, torch.Tensor):
+        return "one tensor"
+    if isinstance(value, tuple | list):
+        n: int = len(value)  # pyright: ignore[reportUnknownArgumentType]
+        return f"a {kind} of {n}"
+    return f"a {kind}"
 
 
 def _is_spectral(p: nn.Module) -> bool:
@@ -153,18 +265,23 @@ def _is_spectral(p: nn.Module) -> bool:
     return isinstance(p, _SpectralNorm)
 
 
-def _redraw_spectral(p: nn.Module, weight: torch.Tensor, g: torch.Generator) -> None:
-    """Draw spectral_norm's ``_u`` and ``_v`` again, as registering it draws them (from the
-    global RNG, there), from ``g`` on the CPU, and run its 15 power iterations."""
+def _redraw_spectral(
+    p: nn.Module,
+    weight: torch.Tensor,
+    g: torch.Generator,
+    copies: list[tuple[torch.Tensor, torch.Tensor]],
+    power: list[Callable[[], None]],
+) -> None:
+    """spectral_norm's ``_u`` and ``_v``, drawn again as registering it draws them (from the
+    global RNG, there), from ``g`` on the CPU, and its 15 power iterations to run after."""
     if weight.ndim <= 1:
         return
     reshape: Callable[[torch.Tensor], torch.Tensor] = p._reshape_weight_to_matrix  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
-    power: Callable[[torch.Tensor, int], None] = p._power_method  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
+    method: Callable[[torch.Tensor, int], None] = p._power_method  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     eps = float(p.eps)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
-    mat = reshape(weight)
-    h, w = mat.shape
-    for name, n in (("_u", h), ("_v", w)):
+    mat = reshape(weight).detach().clone()
+    for name, n in (("_u", mat.shape[0]), ("_v", mat.shape[1])):
         buf = p.get_buffer(name)
         draw = torch.empty(n, dtype=buf.dtype).normal_(0, 1, generator=g)
-        buf.copy_(nn.functional.normalize(draw, dim=0, eps=eps).to(buf.device))
-    power(mat, 15)
+        copies.append((buf, nn.functional.normalize(draw, dim=0, eps=eps).to(buf.device)))
+    power.append(lambda: method(mat.to(p.get_buffer("_u").device), 15))

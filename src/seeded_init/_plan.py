@@ -136,11 +136,8 @@ def _check_tensors(plan: Plan) -> None:
             where = f"{step.path!r} ({unit.declared_by or 'undeclared'})"
             layout = placement_problem(t)
             if layout is not None:
-                raise PlanError(
-                    f"{where} is a DTensor that {layout}; shard it with Shard(dim) or "
-                    f"Replicate() placements (fully_shard does), or reset it before sharding"
-                )
-            t = local_part(t)[0]
+                raise PlanError(f"{where} is a DTensor that {layout}")
+            full, t = t, local_part(t)[0]
             if step.draws and t.dtype not in _DRAWABLE:
                 raise PlanError(
                     f"{where} has dtype {t.dtype}; rule {step.rule} draws random numbers, "
@@ -153,10 +150,11 @@ def _check_tensors(plan: Plan) -> None:
                     f"strides) and cannot take distinct values; give the layer a parameter of "
                     f"its own, e.g. nn.Parameter(tensor.clone())"
                 )
-            if step.zero_row is not None and not 0 <= step.zero_row < t.shape[0]:
+            rows = full.shape[0] if full.dim() else 0  # a sharded embedding's, not a shard's
+            if step.zero_row is not None and not 0 <= step.zero_row < rows:
                 raise PlanError(
-                    f"{where}: padding_idx {step.zero_row} is outside the {t.shape[0]} rows of "
-                    f"the embedding; set padding_idx to a row in [0, {t.shape[0]})"
+                    f"{where}: padding_idx {step.zero_row} is outside the {rows} rows of "
+                    f"the embedding; set padding_idx to a row in [0, {rows})"
                 )
             if t.is_inference() and not torch.is_inference_mode_enabled():
                 raise PlanError(

@@ -174,13 +174,16 @@ def placement_problem(t: torch.Tensor) -> str | None:
     if odd:
         return (
             f"has placements {placements}; seeded-init writes DTensors placed with Shard(dim) "
-            f"and Replicate() only ({odd[0]} is neither)"
+            f"and Replicate() only ({odd[0]} is neither): shard it with those placements "
+            f"(fully_shard does), or reset it before sharding"
         )
     local, part = local_part(t)
     assert part is not None
     if tuple(local.shape) != tuple(s.stop - s.start for s in part):
         return (
             f"holds a local tensor of shape {tuple(local.shape)} where its placements "
-            f"{placements} give {tuple(s.stop - s.start for s in part)}"
+            f"{placements} give {tuple(s.stop - s.start for s in part)}: make it with "
+            f"distribute_tensor or fully_shard, or DTensor.from_local(..., shape=, stride=) "
+            f"with the global shape"
         )
     return None
