@@ -14,13 +14,23 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 from torch import nn
 
-from .dist_worker import LAYOUTS, Sharded
-from .helpers import assert_same, gpt_example, manual_seed, nn_init, reference, snapshot
+from .helpers import (
+    assert_same,
+    gpt_example,
+    manual_seed,
+    nn_init,
+    public_fsdp2,
+    reference,
+    snapshot,
+)
 
-pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")
+if not public_fsdp2():
+    pytest.skip("needs torch>=2.6: public FSDP2 and DTensor", allow_module_level=True)
+
+# dist_worker imports FSDP2 and DTensor by their public names.
+from .dist_worker import LAYOUTS, Sharded
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLDS = (1, 2, 4)

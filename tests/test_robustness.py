@@ -834,7 +834,7 @@ def test_copy_of_an_untied_meta_model_is_tied_again_by_its_reset() -> None:
 def _poke(m: nn.Module) -> None:
     with torch.no_grad():
         for p in m.parameters():
-            if p.is_floating_point():
+            if p.is_floating_point() and p.element_size() > 1:  # torch < 2.5 cannot fill float8
                 p.fill_(0.25)
 
 
@@ -1258,3 +1258,22 @@ def test_plan_shows_the_seed_the_part_derives_from() -> None:
     assert m.pinned.init_plan().root_seed == 7
     assert m.pinned.init_plan(seed=3).root_seed == 3
     assert m.free.root_seed == 11 and m.free.init_plan().root_seed == 11
+
+
+@pytest.mark.parametrize("name", ["rand_like", "randn_like", "randint_like"])
+def test_old_torch_like_replacements_draw_what_the_generator_taking_factory_draws(
+    name: str,
+) -> None:
+    """Before torch 2.6 the *_like factories take no generator=; the plain factories that
+    stand in for them there draw what this torch's *_like(..., generator=g) draws."""
+    from seeded_init import _execute
+
+    if getattr(torch, name) in _execute._OLD_LIKE:  # pyright: ignore[reportPrivateUsage]
+        pytest.skip(f"this torch's {name} takes no generator= to compare with")
+    x = torch.empty(3, 5, dtype=torch.float64).t()
+    bounds = (7,) if name == "randint_like" else ()
+    replacement = getattr(_execute, f"_{name}")
+    got = replacement(torch.Generator().manual_seed(4), x, *bounds)
+    want = getattr(torch, name)(x, *bounds, generator=torch.Generator().manual_seed(4))
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert torch.equal(got.contiguous(), want.contiguous())

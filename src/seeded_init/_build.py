@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 from torch.nn.modules.module import register_module_parameter_registration_hook
-from torch.nn.parameter import UninitializedParameter
 from torch.overrides import TorchFunctionMode
 
 from ._defaults import default_handler
 from ._errors import ConstructionError, DeclarationError, SeededInitError
 from ._execute import GLOBAL_RNG_LOCK, SavedRng, write_steps
 from ._layer import table_of
-from ._torch import buffers, children, params
+from ._torch import buffers, children, params, uninitialized
 
 if TYPE_CHECKING:
     from ._layer import DeclaredLayer
@@ -139,7 +138,7 @@ def _on_parameter_registered(module: nn.Module, name: str, param: nn.Parameter |
     st = _state
     if st.outermost is None or param is None:
         return
-    if not isinstance(param, UninitializedParameter) and not param.is_meta and param.numel():
+    if not uninitialized(param) and not param.is_meta and param.numel():
         st.parameters[param.data_ptr()] = weakref.ref(param)
     if default_handler(module) is not None:
         st.replayed[id(param)] = (weakref.ref(param), weakref.ref(module))

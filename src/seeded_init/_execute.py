@@ -144,6 +144,32 @@ _LIKE: list[object] = [
 ]
 if _takes_generator(torch.randint_like, torch.empty(0), 2):
     _LIKE.append(torch.randint_like)
+
+
+def _rand_like(g: torch.Generator, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    return torch.empty_like(x, **kwargs).uniform_(0, 1, generator=g)  # ATen's rand_like
+
+
+def _randn_like(g: torch.Generator, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    return torch.empty_like(x, **kwargs).normal_(0, 1, generator=g)
+
+
+def _randint_like(g: torch.Generator, x: torch.Tensor, *bounds: int, **kwargs: Any) -> torch.Tensor:
+    low, high = (0, bounds[0]) if len(bounds) == 1 else bounds
+    return torch.empty_like(x, **kwargs).random_(low, high, generator=g)
+
+
+#: Where a ``*_like`` factory takes no generator= (torch before 2.6), the plain factory that
+#: does, as ATen builds the ``*_like`` ones: the call draws from the layer's generator.
+_OLD_LIKE: dict[object, Callable[..., torch.Tensor]] = {
+    f: alt
+    for f, alt in (
+        (torch.rand_like, _rand_like),
+        (torch.randn_like, _randn_like),
+        (torch.randint_like, _randint_like),
+    )
+    if f not in _LIKE
+}
 _RANDOM: frozenset[object] = frozenset(
     {
         *_LIKE,
@@ -195,8 +221,11 @@ class DrawFrom(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
-        if func in _RANDOM and kwargs.get("generator") is None:
-            kwargs = {**kwargs, "generator": self.generator}
+        if kwargs.get("generator") is None:
+            if func in _RANDOM:
+                kwargs = {**kwargs, "generator": self.generator}
+            elif func in _OLD_LIKE and args:
+                return _OLD_LIKE[func](self.generator, *args, **kwargs)
         return func(*args, **kwargs)
 
 

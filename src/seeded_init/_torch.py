@@ -33,6 +33,7 @@ __all__ = [
     "params",
     "placement_problem",
     "pruned_names",
+    "uninitialized",
 ]
 
 
@@ -113,6 +114,16 @@ def is_lazy(m: nn.Module) -> bool:
     return isinstance(m, LazyModuleMixin)
 
 
+def uninitialized(t: torch.Tensor) -> bool:
+    """A lazy layer's parameter or buffer, whose shape is not known until its first forward.
+
+    Not ``isinstance(t, UninitializedParameter)``: before torch 2.5 that holds for every
+    ``nn.Parameter`` whose data is a tensor subclass, a DTensor's among them.
+    """
+    mixin: type = nn.parameter.UninitializedTensorMixin  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+    return isinstance(t, mixin)
+
+
 def cuda_ready() -> bool:
     """Whether CUDA is there and initialized (whose RNG states are then saved and restored)."""
     initialized: bool = torch.cuda.is_available() and torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
@@ -120,7 +131,7 @@ def cuda_ready() -> bool:
 
 
 def _distributed(name: str, module: str) -> Any:
-    """``torch.distributed.tensor.<module>.<name>`` (``_tensor`` before torch 2.4)."""
+    """``torch.distributed.tensor.<module>.<name>`` (``_tensor`` before torch 2.5)."""
     import importlib
 
     for package in ("torch.distributed.tensor", "torch.distributed._tensor"):

@@ -10,6 +10,7 @@ from torch import nn
 
 from ._records import InitPlan, ParamInit
 from ._steps import Step
+from ._torch import uninitialized
 
 __all__ = [
     "Plan",
@@ -93,11 +94,6 @@ def lookup(root: nn.Module, path: str) -> nn.Module | None:
 
 def inside(path: str, within: str) -> bool:
     return not within or path == within or path.startswith(within + ".")
-
-
-def uninitialized(t: torch.Tensor) -> bool:
-    """A lazy layer's parameter, whose shape is not known until its first forward."""
-    return isinstance(t, nn.parameter.UninitializedParameter | nn.parameter.UninitializedBuffer)
 
 
 def step_tensors(step: Step) -> Iterator[tuple[str, torch.Tensor]]:
