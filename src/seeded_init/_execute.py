@@ -8,8 +8,10 @@ holds the same values and no generator ever meets a tensor of another device.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,10 +26,13 @@ from ._units import Plan, Unit, join, lookup
 
 __all__ = [
     "GLOBAL_RNG_LOCK",
+    "THREADS_ENV",
     "DrawFrom",
     "SavedRng",
+    "check_threads",
     "execute",
     "global_rng_restored",
+    "thread_count",
     "write_steps",
 ]
 
@@ -398,17 +403,25 @@ def _tensors(unit: Unit) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 def execute(
-    plan: Plan, within: str = "", construction: bool = False, how: Draw | None = None
+    plan: Plan,
+    within: str = "",
+    construction: bool = False,
+    how: Draw | None = None,
+    threads: int | None = None,
 ) -> None:
     """Write every tensor of ``plan`` that the sub-layer at ``within`` holds ("" for all).
 
     During construction, units with tensors on the meta device are skipped (they have no
     storage to fill yet); otherwise meta tensors are an error, raised before any write.
 
+    Units that run user code go first, one at a time; the others, on ``threads`` threads
+    (see :func:`thread_count`).
+
     Raises:
-        PlanError: a tensor to write is on the meta device.
+        PlanError: a tensor to write is on the meta device; ${THREADS_ENV} is not a count.
     """
     how = Draw() if how is None else how
+    count = thread_count(threads)
     chosen = _Selection(plan.root, within)
     units = [u for u in plan.units if any(s in chosen for s in u.steps)]
     if construction:
@@ -458,6 +471,101 @@ def execute(
         raise PlanError(
             f"initializing layer {current.path!r} ({who}) failed in user code: {exc!r}; {restored}"
         ) from exc
-    for unit in units:
-        if not unit.fallible:
+    run_parallel([u for u in units if not u.fallible], chosen, how, count)
+
+
+#: The environment variable that sets the default thread count of a reset.
+THREADS_ENV = "SEEDED_INIT_THREADS"
+#: Units that fill fewer elements than this run on the calling thread: their time goes to
+#: Python bookkeeping, which holds the GIL, so other threads would only contend for it.
+_MIN_PARALLEL = 1 << 16
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def check_threads(threads: object, where: str) -> int | None:
+    """Validate a ``threads=`` a user gave (None: the default); raise PlanError if wrong."""
+    if threads is None or (type(threads) is int and threads >= 1):
+        return threads
+    raise PlanError(
+        f"{where}threads={threads!r}; write a positive int (1 resets on the calling thread "
+        f"alone), or leave it None for ${THREADS_ENV} or else torch.get_num_threads()"
+    )
+
+
+def thread_count(threads: int | None = None) -> int:
+    """The threads a reset runs on: ``threads``, else ${THREADS_ENV}, else torch's own
+    intra-op thread count (the machine's cores unless set otherwise)."""
+    if threads is not None:
+        return threads
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise PlanError(
+                f"${THREADS_ENV}={text!r}; set it to a positive int (1 resets serially), or "
+                f"unset it for torch.get_num_threads()"
+            )
+        return int(text)
+    return max(1, torch.get_num_threads())
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """A pool of at least ``threads`` workers, kept between resets."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="seeded-init")
+            _pool_size = threads
+        return _pool
+
+
+def _cost(unit: Unit) -> int:
+    """About how many elements a unit fills: what its time is proportional to."""
+    total = 0
+    for step in unit.steps:
+        t = step.tensor()
+        if t is not None:
+            total += t.numel()
+    return total
+
+
+def run_parallel(units: list[Unit], chosen: _Selection, how: Draw, count: int) -> None:
+    """Run built-in units, which draw each from its own generator into tensors of its own,
+    on ``count`` threads: the values are the same for every thread count.
+
+    Large units go to a pool, largest first (torch's fill kernels release the GIL); small
+    ones run on the calling thread meanwhile.
+    """
+    large: list[tuple[int, Unit]] = []
+    small: list[Unit] = []
+    if count > 1:
+        for unit in units:
+            cost = _cost(unit)
+            if cost >= _MIN_PARALLEL:
+                large.append((cost, unit))
+            else:
+                small.append(unit)
+    if len(large) <= 1:
+        for unit in units:
             _run_unit(unit, chosen, how)
+        return
+    large.sort(key=lambda item: -item[0])
+    inference = torch.is_inference_mode_enabled()  # thread-local state, for the workers
+
+    def run(unit: Unit) -> None:
+        with torch.inference_mode(inference):
+            _run_unit(unit, chosen, how)
+
+    pool = _executor(count)
+    futures = [pool.submit(run, unit) for _, unit in large]
+    try:
+        for unit in small:
+            _run_unit(unit, chosen, how)
+    finally:
+        errors = [e for e in (f.exception() for f in futures) if e is not None]
+    if errors:
+        raise errors[0]

@@ -16,7 +16,7 @@ from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
 from ._draw import Draw, DrawOn, check_draw
 from ._errors import PlanError
-from ._execute import execute
+from ._execute import check_threads, execute
 from ._layer import Declaration, DeclaredLayer, table_of
 from ._links import Link, SubtreeReset, Tie, find_ties
 from ._parametrized import inverses, parametrized_tensors, write_back
@@ -111,6 +111,7 @@ class SeededModule(nn.Module):
         *,
         draw_on: DrawOn | None = None,
         draw_dtype: torch.dtype | None = None,
+        threads: int | None = None,
     ) -> None:
         """Re-initialize every parameter in the tree, as the declarations say.
 
@@ -122,6 +123,9 @@ class SeededModule(nn.Module):
             seed: the root seed for this call instead of :attr:`root_seed`.
             draw_on: for this call instead of the model's (see :class:`SeededModule`).
             draw_dtype: for this call instead of the model's (see :class:`SeededModule`).
+            threads: how many threads fill independent layers at once (the values are the
+                same for every count); None: ``$SEEDED_INIT_THREADS``, else
+                ``torch.get_num_threads()``.
 
         Raises:
             PlanError: the plan cannot be carried out (nothing was changed).
@@ -138,9 +142,10 @@ class SeededModule(nn.Module):
                 model.dtype if draw_dtype is None else draw_dtype,
                 f"{name}.reset_parameters: ",
             )
+        check_threads(threads, f"{name}.reset_parameters: ")
         if under_construction(self):
             return  # the construction ends with this very reset
-        reset_tree(self, seed=seed, how=how)
+        reset_tree(self, seed=seed, how=how, threads=threads)
 
     def init_plan(self, seed: int | None = None) -> InitPlan:
         """What ``reset_parameters(seed)`` would write, without writing anything."""
@@ -186,9 +191,10 @@ def reset_tree(
     within: str = "",
     construction: bool = False,
     how: Draw | None = None,
+    threads: int | None = None,
 ) -> None:
     """Reset the part ``within`` of ``m`` (all of it for ""), from the plan of ``m``'s root,
-    drawn as ``how`` says (the root's way by default)."""
+    drawn as ``how`` says (the root's way by default), on ``threads`` threads."""
     root, prefix = (m, "") if construction else root_of(m)
     ties: list[Tie] = root.__dict__.get("_seeded_ties", [])
     undo = [u for u in (tie.restore(root) for tie in ties) if u is not None]
@@ -197,7 +203,7 @@ def reset_tree(
         with parametrized_tensors(root) as stand_ins:
             plan = build_plan(*_plan_args(root, prefix, seed))
             saved = _saved(root, part) if stand_ins else []
-            execute(plan, part, construction, draw_of(root) if how is None else how)
+            execute(plan, part, construction, draw_of(root) if how is None else how, threads)
             try:
                 pending = inverses(stand_ins, part, plan.root_seed)
             except PlanError as exc:
