@@ -9,7 +9,7 @@ from torch.nn.utils import parametrizations, parametrize
 
 from seeded_init import PlanError, SeededModule, seeded_init
 
-from .helpers import assert_same, forked_rng, manual_seed, snapshot
+from .helpers import assert_same, forked_rng, manual_seed, reference, snapshot
 
 _ORIGINAL1 = "parametrizations.weight.original1"
 
@@ -224,10 +224,22 @@ def _poked(m: nn.Module) -> dict[str, torch.Tensor]:
     ("how", "match"),
     [
         ("raises", r"'fc\.weight' \(Linear\): handing .* right_inverse\(\) failed: RuntimeError"),
-        ("shape", r"'fc\.weight': .* gave original \(1, 6\) torch\.float32, not its \(6, 6\)"),
-        ("dtype", r"'fc\.weight': .* gave original \(6, 6\) torch\.int32, not its \(6, 6\) torch"),
-        ("none", r"'fc\.weight': .* gave a NoneType, where its originals are \['original'\]"),
-        ("tuple", r"'fc\.weight': .* gave a tuple of 2, where its originals are \['original'\]"),
+        (
+            "shape",
+            r"'fc\.weight' \(Linear\): .* gave original \(1, 6\) torch\.float32, not its \(6, 6\)",
+        ),
+        (
+            "dtype",
+            r"'fc\.weight' \(Linear\): .* gave original \(6, 6\) torch\.int32, not its \(6, 6\)",
+        ),
+        (
+            "none",
+            r"'fc\.weight' \(Linear\): .* gave a NoneType, where its originals are \['original'\]",
+        ),
+        (
+            "tuple",
+            r"'fc\.weight' \(Linear\): .* gave a tuple of 2, where its originals are \['origi",
+        ),
     ],
 )
 @pytest.mark.parametrize("part", ["model", "layer"])
@@ -367,3 +379,125 @@ def test_every_module_reset_in_turn_equals_the_model_reset() -> None:
         if callable(reset):
             reset()
     assert_same(snapshot(m), want)
+
+
+class _Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def right_inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class Recurrent(SeededModule):
+    @seeded_init(scheme="default", seed=1)
+    def rnn(self) -> nn.LSTM:
+        return nn.LSTM(4, 5)
+
+
+@pytest.mark.parametrize("where", ["after", "factory"])
+def test_a_parametrized_tensor_is_drawn_in_its_place(where: str) -> None:
+    """weight_hh_l0 parametrized, after construction or in the factory: every tensor is
+    bitwise PyTorch's LSTM (manual_seed(1); nn.LSTM(4, 5)), drawn in registration order."""
+    rnn: nn.Module
+    if where == "after":
+        m = Recurrent()
+        parametrize.register_parametrization(m.rnn, "weight_hh_l0", _Identity())
+        _poked(m)
+        m.reset_parameters()
+        rnn = m.rnn
+    else:
+
+        class InFactory(SeededModule):
+            @seeded_init(scheme="default", seed=1)
+            def rnn(self) -> nn.Module:
+                layer = nn.LSTM(4, 5)
+                parametrize.register_parametrization(layer, "weight_hh_l0", _Identity())
+                return layer
+
+        rnn = InFactory().rnn
+    want = snapshot(reference(1, lambda: nn.LSTM(4, 5)))
+    for name, value in want.items():
+        assert torch.equal(getattr(rnn, name), value), name
+
+
+class TiedHead(SeededModule):
+    @seeded_init(scheme="normal", std=0.02, seed=1)
+    def emb(self) -> nn.Embedding:
+        return nn.Embedding(10, 6)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(6, 10, bias=False)
+        self.head.weight = self.emb.weight
+
+
+@pytest.mark.parametrize("kind", ["identity", "weight_norm"])
+def test_parametrized_side_of_a_tie_is_refused(kind: str) -> None:
+    """A tie whose one side is parametrized would take two inits into one storage: a
+    PlanError naming both, nothing changed."""
+    m = TiedHead()
+    if kind == "identity":
+        parametrize.register_parametrization(m.head, "weight", _Identity())
+    else:
+        parametrizations.weight_norm(m.head, "weight")
+    before = _poked(m)
+    with pytest.raises(PlanError, match=r"'head\.weight' \(Linear\) .* shares memory with"):
+        m.reset_parameters()
+    assert_same(snapshot(m), before)
+
+
+def test_failed_reset_restores_the_buffers_of_every_parametrization() -> None:
+    """orthogonal's right_inverse assigns a new base buffer: when a later layer's
+    right_inverse fails, the earlier one's buffer is put back too."""
+    m = TwoLayers()
+    parametrizations.orthogonal(m.fc, "weight")
+    parametrizations.orthogonal(
+        m.other, "weight", orthogonal_map="cayley", use_trivialization=False
+    )
+    before = snapshot(m)
+    with pytest.raises(PlanError, match=r"'other\.weight' \(Linear\): handing"):
+        m.reset_parameters()
+    assert_same(snapshot(m), before)
+
+
+class _Counting(nn.Module):
+    """A parametrization whose forward assigns a new buffer on every call."""
+
+    calls: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls = self.calls + 1
+        return x
+
+    def right_inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_init_plan_puts_back_a_buffer_a_parametrization_reassigns() -> None:
+    m = Kaiming()
+    counting = _Counting()
+    parametrize.register_parametrization(m.fc, "weight", counting)
+    buffer = counting.get_buffer("calls")
+    before = snapshot(m)
+    m.init_plan()
+    assert counting.get_buffer("calls") is buffer
+    assert_same(snapshot(m), before)
+
+
+def test_parametrized_buffer_is_refused() -> None:
+    class Normed(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm1d(3)
+
+    m = Normed()
+    parametrize.register_parametrization(m.bn, "running_var", _Identity())
+    before = snapshot(m)
+    with pytest.raises(PlanError, match=r"'bn\.running_var' \(BatchNorm1d\) is a parametrized buf"):
+        m.reset_parameters()
+    assert_same(snapshot(m), before)

@@ -25,6 +25,7 @@ from ._defaults import default_handler
 from ._errors import ConstructionError, DeclarationError, SeededInitError
 from ._execute import GLOBAL_RNG_LOCK, SavedRng, write_steps
 from ._layer import table_of
+from ._parametrized import remember_order
 from ._torch import buffers, children, params, uninitialized
 
 if TYPE_CHECKING:
@@ -136,7 +137,10 @@ def _constructing_module() -> nn.Module | None:
 def _on_parameter_registered(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
     """Note the parameters registered during a construction, and those of replayed types."""
     st = _state
-    if st.outermost is None or param is None:
+    if st.outermost is None:
+        return
+    remember_order(module, name)
+    if param is None:
         return
     if not uninitialized(param) and not param.is_meta and param.numel():
         st.parameters[param.data_ptr()] = weakref.ref(param)

@@ -21,7 +21,7 @@ from torch.overrides import TorchFunctionMode
 from ._draw import Draw, Generators, draw_into
 from ._errors import PlanError
 from ._steps import Step
-from ._torch import buffers, cuda_ready, params
+from ._torch import buffers, cuda_ready, params, uninitialized
 from ._units import Plan, Unit, join, lookup
 
 __all__ = [
@@ -528,7 +528,7 @@ def _cost(unit: Unit) -> int:
     total = 0
     for step in unit.steps:
         t = step.tensor()
-        if t is not None:
+        if t is not None and not uninitialized(t):
             total += t.numel()
     return total
 

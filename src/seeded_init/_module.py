@@ -19,7 +19,7 @@ from ._errors import PlanError
 from ._execute import check_threads, execute
 from ._layer import Declaration, DeclaredLayer, table_of
 from ._links import Link, SubtreeReset, Tie, find_ties
-from ._parametrized import inverses, parametrized_tensors, write_back
+from ._parametrized import inverses, parametrized_tensors, remember_order, write_back
 from ._plan import build_plan
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
@@ -252,6 +252,7 @@ def link_tree(root: SeededModule, top: nn.Module, path: str) -> None:
             tables.update(id(x) for x in m.modules())
         if m is root or id(m) in tables:
             continue
+        remember_order(m)
         link = m.__dict__.get("_seeded_link")
         if not (isinstance(link, Link) and link.points_to(root, sub_path)):
             m.__dict__["_seeded_link"] = Link(root, sub_path, m)

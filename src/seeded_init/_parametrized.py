@@ -31,10 +31,17 @@ from torch.nn.utils import parametrize
 from ._errors import PlanError
 from ._execute import GLOBAL_RNG_LOCK, DrawFrom, global_rng_restored
 from ._seeds import derive_seed
-from ._torch import children, local_part, named_modules, params
+from ._torch import buffers, children, local_part, named_modules, params, uninitialized
 from ._units import inside, join
 
-__all__ = ["Pending", "StandIn", "inverses", "parametrized_tensors", "write_back"]
+__all__ = [
+    "Pending",
+    "StandIn",
+    "inverses",
+    "parametrized_tensors",
+    "remember_order",
+    "write_back",
+]
 
 
 @dataclass(slots=True)
@@ -88,11 +95,38 @@ def _check(m: nn.Module, path: str, name: str, chain: nn.Module) -> None:
                 f"reproducibly; make them buffers, or register the parametrization after the "
                 f"reset"
             )
+    if name in buffers(m) or not any(n.startswith("original") for n in params(chain)):
+        raise PlanError(
+            f"{where} is a parametrized buffer; seeded-init writes through parametrizations "
+            f"of parameters only. Register the parametrization after the reset"
+        )
     if any(local_part(t)[1] is not None for t in chain.parameters()):
         raise PlanError(
             f"{where} is parametrized and sharded (DTensor); seeded-init does not write "
             f"through parametrizations of DTensors. Register the parametrization after the reset"
         )
+
+
+class _BufferState:
+    """The buffers of some modules, as objects and as values, to put back after user code
+    that may write them in place or assign new ones (orthogonal's right_inverse does)."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        self.tables = [(buffers(m), dict(buffers(m))) for m in modules]
+        self.values = [
+            (t, t.detach().clone())
+            for _, table in self.tables
+            for t in table.values()
+            if t is not None and not t.is_meta
+        ]
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for live, kept in self.tables:
+                live.clear()
+                live.update(kept)
+            for t, old in self.values:
+                t.copy_(old)
 
 
 @contextmanager
@@ -111,7 +145,7 @@ def _user_code(g: torch.Generator | None = None) -> Generator[None, None, None]:
 def _effective(m: nn.Module, path: str, name: str, chain: nn.Module) -> torch.Tensor:
     """The parametrized tensor's current value, computed without changing anything (a
     spectral_norm in training mode would advance its power iteration on each read)."""
-    saved = [(b, b.detach().clone()) for b in chain.buffers()]
+    saved = _BufferState(list(chain.modules()))
     try:
         with _user_code():
             value: torch.Tensor = getattr(m, name).detach().clone()
@@ -121,9 +155,7 @@ def _effective(m: nn.Module, path: str, name: str, chain: nn.Module) -> torch.Te
             f"{exc!r}; fix the parametrization's forward, or register it after the reset"
         ) from exc
     finally:
-        with torch.no_grad():
-            for b, old in saved:
-                b.copy_(old)
+        saved.restore()
     return value
 
 
@@ -139,6 +171,7 @@ def parametrized_tensors(root: nn.Module) -> Generator[list[StandIn], None, None
             own parameters, DTensors) or whose forward fails; nothing was changed.
     """
     found: list[tuple[nn.Module, nn.ModuleDict, list[StandIn]]] = []
+    held = _held_outside_parametrizations(root)
     for path, m in named_modules(root):
         table = _parametrizations(m)
         if table is None:
@@ -147,6 +180,7 @@ def parametrized_tensors(root: nn.Module) -> Generator[list[StandIn], None, None
         for name, chain in children(table).items():
             assert isinstance(chain, nn.ModuleList)
             _check(m, path, name, chain)
+            _check_untied(m, path, name, chain, held)
             value = _effective(m, path, name, chain)
             param = nn.Parameter(value, requires_grad=value.requires_grad)
             mine.append(StandIn(m, name, join(path, name), chain, param))
@@ -154,16 +188,70 @@ def parametrized_tensors(root: nn.Module) -> Generator[list[StandIn], None, None
     try:
         for m, _, mine in found:
             del children(m)["parametrizations"]
-            own = params(m)
-            rest = dict(own)
-            own.clear()  # the stand-ins first, where a layer's weight stands
-            own.update({s.name: s.param for s in mine}, **rest)
+            _insert(m, {s.name: s.param for s in mine})
         yield [s for _, _, mine in found for s in mine]
     finally:
         for m, table, mine in found:
             for s in mine:
                 params(m).pop(s.name, None)
             children(m)["parametrizations"] = table
+
+
+def remember_order(m: nn.Module, name: str | None = None) -> None:
+    """Note ``m``'s parameter names in registration order (``name`` added, when given), so
+    that a tensor parametrized later (parametrize removes it from ``m``) is reset in its
+    place: a layer draws its parameters in that order."""
+    order: list[str] = m.__dict__.setdefault("_seeded_order", [])
+    for n in (*params(m), *((name,) if name else ())):
+        if n not in order:
+            order.append(n)
+
+
+def _insert(m: nn.Module, stand_ins: dict[str, nn.Parameter]) -> None:
+    """Register the stand-ins among ``m``'s parameters where their tensors stood (first,
+    where that order was never seen: a layer's weight comes first)."""
+    own = params(m)
+    rest = dict(own)
+    order: list[str] = m.__dict__.get("_seeded_order", [])
+    placed: dict[str, nn.Parameter | None] = {}
+    for n in order:
+        if n in stand_ins or n in rest:
+            placed[n] = stand_ins[n] if n in stand_ins else rest[n]
+    unseen = {n: p for n, p in stand_ins.items() if n not in placed}
+    own.clear()
+    own.update(unseen)
+    own.update(placed)
+    own.update({n: p for n, p in rest.items() if n not in own})
+
+
+def _held_outside_parametrizations(root: nn.Module) -> dict[int, str]:
+    """The storages of the tensors that live outside parametrize's tables, by path."""
+    inner: set[int] = set()
+    held: dict[int, str] = {}
+    for path, m in named_modules(root):
+        if isinstance(m, parametrize.ParametrizationList):
+            inner.update(id(x) for x in m.modules())
+        if id(m) in inner:
+            continue
+        for name, t in [*params(m).items(), *buffers(m).items()]:
+            if t is not None and not uninitialized(t) and not t.is_meta and t.numel():
+                held.setdefault(local_part(t)[0].untyped_storage().data_ptr(), join(path, name))
+    return held
+
+
+def _check_untied(
+    m: nn.Module, path: str, name: str, chain: nn.Module, held: dict[int, str]
+) -> None:
+    """Refuse a parametrized tensor whose originals are tied to a tensor outside it: its
+    stand-in would be initialized apart and then written over the other tensor."""
+    for t in chain.parameters(recurse=False):
+        other = held.get(t.untyped_storage().data_ptr()) if not t.is_meta and t.numel() else None
+        if other is not None:
+            raise PlanError(
+                f"{_where(m, path, name)} is parametrized, and its original shares memory with "
+                f"{other!r}: one tensor cannot take two inits. Tie the effective weights "
+                f"after the reset, or parametrize the layer before tying"
+            )
 
 
 def inverses(stand_ins: list[StandIn], within: str, root_seed: int) -> list[Pending]:
@@ -173,21 +261,27 @@ def inverses(stand_ins: list[StandIn], within: str, root_seed: int) -> list[Pend
     Raises:
         PlanError: a ``right_inverse`` failed or gave values the originals cannot take.
     """
+    chosen = [
+        s
+        for s in stand_ins
+        if (inside(s.path, within) or inside(within, s.path)) and not s.param.is_meta
+    ]
+    saved = _BufferState([m for s in chosen for m in s.chain.modules()])
     pending: list[Pending] = []
-    for s in stand_ins:
-        if not (inside(s.path, within) or inside(within, s.path)) or s.param.is_meta:
-            continue
+    for s in chosen:
         g = torch.Generator()
         g.manual_seed(derive_seed(root_seed, s.path + "/parametrizations"))
         try:
             with _user_code(g):
                 pending.append(_inverse(s, g))
-        except PlanError:
-            raise
         except Exception as exc:
+            saved.restore()
+            if isinstance(exc, PlanError):
+                raise
             raise PlanError(
                 f"{_where(s.module, '', s.path)}: handing the declared value to its "
-                f"parametrizations' right_inverse() failed: {exc!r}"
+                f"parametrizations' right_inverse() failed: {exc!r}; fix that "
+                f"right_inverse(), or register the parametrization after the reset"
             ) from exc
     return pending
 
@@ -209,8 +303,9 @@ def _inverse(s: StandIn, g: torch.Generator) -> Pending:
     for p in reversed(list(s.chain.children())):
         if not isinstance(value, torch.Tensor):
             raise PlanError(
-                f"{s.path!r}: a parametrization before {type(p).__qualname__} gave its "
-                f"right_inverse() a {type(value).__name__}, not a tensor"
+                f"{_where(s.module, '', s.path)}: a parametrization before "
+                f"{type(p).__qualname__} gave its right_inverse() a {type(value).__name__}, "
+                f"not a tensor; make each right_inverse() but the first return one tensor"
             )
         if _is_spectral(p):
             _redraw_spectral(p, value, g, copies, power)
@@ -220,16 +315,18 @@ def _inverse(s: StandIn, g: torch.Generator) -> Pending:
     given = _named(value)
     if set(given) != set(originals):
         raise PlanError(
-            f"{s.path!r}: the right_inverse() of its parametrizations gave "
-            f"{_described(value)}, where its originals are {sorted(originals)}"
+            f"{_where(s.module, '', s.path)}: the right_inverse() of its parametrizations "
+            f"gave {_described(value)}, where its originals are {sorted(originals)}; make "
+            f"it return one tensor per original"
         )
     for name, new in given.items():
         original = originals[name]
         if new.shape != original.shape or new.dtype != original.dtype:
             raise PlanError(
-                f"{s.path!r}: the right_inverse() of its parametrizations gave {name} "
-                f"{tuple(new.shape)} {new.dtype}, not its {tuple(original.shape)} "
-                f"{original.dtype}"
+                f"{_where(s.module, '', s.path)}: the right_inverse() of its "
+                f"parametrizations gave {name} {tuple(new.shape)} {new.dtype}, not its "
+                f"{tuple(original.shape)} {original.dtype}; make it return the original's "
+                f"shape and dtype"
             )
         copies.append((original, new.detach().clone()))
     return Pending(copies, power)
