@@ -150,7 +150,7 @@ def resnet_loop(m: ResNet50) -> None:
         if isinstance(layer, nn.Conv2d):
             nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu", generator=g)
         elif isinstance(layer, nn.BatchNorm2d):
-            layer.reset_parameters()
+            nn.BatchNorm2d.reset_parameters(layer)  # PyTorch's (the instance has seeded-init's)
         elif isinstance(layer, nn.Linear):
             linear_loop(layer, g)
 
@@ -218,12 +218,33 @@ def compare(name: str, make: Callable[[], M], loop: Callable[[M], None], repeat:
     """(a) to (d) on the model ``make()`` builds; ``loop`` is its (b)."""
     model = make()
     params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad():
-        a = median_time(lambda: torch_default(model), repeat)
-        b = median_time(lambda: loop(model), repeat)
-    c = median_time(lambda: model.reset_parameters(threads=1), repeat)
-    d = median_time(lambda: model.reset_parameters(), repeat)
-    return Row(name, params, a, b, c, d)
+
+    def a() -> None:
+        with torch.no_grad():
+            torch_default(model)
+
+    def b() -> None:
+        with torch.no_grad():
+            loop(model)
+
+    ta, tb, tc, td = medians(
+        [a, b, lambda: model.reset_parameters(threads=1), model.reset_parameters], repeat
+    )
+    return Row(name, params, ta, tb, tc, td)
+
+
+def medians(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """The median wall time of each of ``fns``, run in turn ``repeat`` times after one
+    warm-up round: interleaved, so that a slow spell of the machine hits them all alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for round_ in range(repeat + 1):
+        for fn, kept in zip(fns, times, strict=True):
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            if round_:
+                kept.append(time.perf_counter() - start)
+    return [statistics.median(kept) for kept in times]
 
 
 def uniform_rate(repeat: int) -> float:
@@ -239,15 +260,28 @@ def uniform_rate(repeat: int) -> float:
     return t.numel() * 4 / seconds / 1e9
 
 
+def peak_rss() -> float:
+    """This process's peak resident memory in MiB: VmHWM, which starts anew with the
+    process image (ru_maxrss would carry the parent's peak over a fork)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def peak_memory(n: int, width: int) -> dict[str, float]:
     """In this fresh process: meta -> to_empty -> reset of a Stack; MiB of peak RSS growth,
     of the parameters and of the largest parameter."""
     with torch.device("meta"):
         m = Stack(n, width)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = peak_rss()
     m.to_empty(device="cpu")
     m.reset_parameters()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss()
     sizes = [p.numel() * p.element_size() / 2**20 for p in m.parameters()]
     return {"growth": peak - base, "params": sum(sizes), "largest": max(sizes)}
 
@@ -321,15 +355,11 @@ def main(argv: list[str] | None = None) -> int:
             return nn.Linear(4 * self.d, self.d)
 
     d, n_layer = gpt_shape[2], gpt_shape[3]
-    plain = median_time(lambda: nn.ModuleList(PlainBlock(d) for _ in range(n_layer)), repeat)
 
     class Declared(SeededModule):
         def __init__(self) -> None:
             super().__init__()
             self.blocks = nn.ModuleList(DefaultBlock(d) for _ in range(n_layer))
-
-    ours = median_time(Declared, repeat)
-    eager = median_time(lambda: GPT(*gpt_shape), repeat)
 
     def deferred() -> None:
         with torch.device("meta"):
@@ -337,7 +367,15 @@ def main(argv: list[str] | None = None) -> int:
         m.to_empty(device="cpu")
         m.reset_parameters()
 
-    meta = median_time(deferred, repeat)
+    plain, ours, eager, meta = medians(
+        [
+            lambda: nn.ModuleList(PlainBlock(d) for _ in range(n_layer)),
+            Declared,
+            lambda: GPT(*gpt_shape),
+            deferred,
+        ],
+        repeat,
+    )
     print(f"\nconstruction, declared vs plain nn.Module ({n_layer} blocks): {ours:.3f}s vs "
           f"{plain:.3f}s = {ours / plain:.2f}x")  # fmt: skip
     print(f"GPT-2 small, meta -> to_empty -> reset vs eager: {meta:.3f}s vs {eager:.3f}s = "

@@ -104,6 +104,8 @@ def internal_overlap(t: torch.Tensor) -> bool:
 
 def extent(t: torch.Tensor) -> int:
     """How many elements of storage ``t`` spans, from its first to its last."""
+    if t.is_contiguous():
+        return t.numel()
     return sum((int(n) - 1) * int(s) for n, s in zip(t.shape, t.stride(), strict=True)) + 1
 
 
@@ -142,13 +144,19 @@ def _distributed(name: str, module: str) -> Any:
     raise ImportError(f"torch.distributed.tensor{module}.{name}")
 
 
+_dtensor: list[type[torch.Tensor]] = []  # the class, once found
+
+
 def _dtensor_type() -> type[torch.Tensor] | None:
     """torch's DTensor class, or None while it is not imported (no tensor can be one then):
     a reset in a program that never touches torch.distributed does not import it."""
+    if _dtensor:
+        return _dtensor[0]
     for package in ("torch.distributed.tensor", "torch.distributed._tensor"):
-        dtensor: type[torch.Tensor] | None = getattr(sys.modules.get(package), "DTensor", None)
-        if dtensor is not None:
-            return dtensor
+        found: type[torch.Tensor] | None = getattr(sys.modules.get(package), "DTensor", None)
+        if found is not None:
+            _dtensor.append(found)
+            return found
     return None
 
 
