@@ -1,0 +1,33 @@
+"""benchmarks/bench.py runs (at its smallest size) and prints every row and ratio; it
+asserts no timing: speed is measured by the benchmark itself, in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+
+
+def test_benchmark_runs_and_prints_every_ratio() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for line in [
+        "single-core uniform_ fill:",
+        "c/b   a/d   c/d",
+        "GPT-2 small",
+        "ResNet-50",
+        "tiny Linear(4, 4)",
+        "x Linear(1024, 1024)",
+        "construction, declared vs plain nn.Module",
+        "meta -> to_empty -> reset vs eager",
+        "peak RSS growth",
+    ]:
+        assert line in out, (line, out)
