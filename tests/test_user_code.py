@@ -366,3 +366,28 @@ def test_global_rng_untouched_by_a_good_scheme_function() -> None:
     assert torch.equal(torch.rand(3), after)
     want = nn_init(nn.init.trunc_normal_, (3, 3), 1, std=0.02)
     assert torch.equal(m.fc.weight, want)
+
+
+class _SelfNamedS(nn.Module):
+    """A third-party layer that initializes itself, its first argument not named self."""
+
+    def __init__(s) -> None:  # pyright: ignore[reportSelfClsParameterName]
+        super().__init__()
+        s.weight = nn.Parameter(torch.empty(4, 4))
+        s.reset_parameters()
+
+    def reset_parameters(s) -> None:  # pyright: ignore[reportSelfClsParameterName]
+        nn.init.normal_(s.weight)
+
+
+def test_a_layer_whose_self_has_another_name_may_initialize_itself() -> None:
+    """Its constructor's writes are its own, whatever the first argument is called: no
+    ConstructionError, and the reset gives its own init from the layer's path seed."""
+
+    class Host(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.o = _SelfNamedS()
+
+    first, second = Host(), Host()
+    assert torch.equal(first.o.weight, second.o.weight)

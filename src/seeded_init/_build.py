@@ -126,8 +126,9 @@ def _constructing_module() -> nn.Module | None:
     """The module whose ``__init__`` is the nearest on the call stack."""
     frame: FrameType | None = sys._getframe(2)  # pyright: ignore[reportPrivateUsage]
     while frame is not None:
-        if frame.f_code.co_name == "__init__":
-            me = frame.f_locals.get("self")
+        code = frame.f_code
+        if code.co_name == "__init__" and code.co_argcount:
+            me = frame.f_locals.get(code.co_varnames[0])  # "self", whatever its name
             if isinstance(me, nn.Module):
                 return me
         frame = frame.f_back
