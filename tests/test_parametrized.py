@@ -9,7 +9,7 @@ from torch.nn.utils import parametrizations, parametrize
 
 from seeded_init import PlanError, SeededModule, seeded_init
 
-from .helpers import assert_same, forked_rng, manual_seed, reference, snapshot
+from .helpers import assert_same, forked_rng, manual_seed, nn_init, reference, snapshot
 
 _ORIGINAL1 = "parametrizations.weight.original1"
 
@@ -499,5 +499,62 @@ def test_parametrized_buffer_is_refused() -> None:
     parametrize.register_parametrization(m.bn, "running_var", _Identity())
     before = snapshot(m)
     with pytest.raises(PlanError, match=r"'bn\.running_var' \(BatchNorm1d\) is a parametrized buf"):
+        m.reset_parameters()
+    assert_same(snapshot(m), before)
+
+
+def test_an_rnn_parametrized_before_it_joins_the_model_draws_in_its_order() -> None:
+    """An LSTM parametrized outside any construction, then attached: its tensors are still
+    PyTorch's LSTM's for its path seed (an RNN lists its registration order itself)."""
+    from seeded_init import derive_seed
+
+    class Host(SeededModule):
+        pass
+
+    lstm = nn.LSTM(4, 5, num_layers=2)
+    parametrize.register_parametrization(lstm, "weight_ih_l1", _Identity())
+    m = Host()
+    m.l = lstm
+    m.reset_parameters()
+    want = snapshot(reference(derive_seed(0, "l"), lambda: nn.LSTM(4, 5, num_layers=2)))
+    for name, value in want.items():
+        assert torch.equal(getattr(lstm, name), value), name
+
+
+def test_slices_of_one_buffer_are_not_a_tie() -> None:
+    """Parameters laid out in one flat buffer (as fused optimizers do) share a storage but
+    no element: a parametrized one among them is reset, not refused."""
+
+    class Flat(SeededModule):
+        @seeded_init(scheme="normal", seed=1)
+        def a(self) -> nn.Linear:
+            return nn.Linear(4, 4)
+
+        @seeded_init(scheme="normal", seed=2)
+        def b(self) -> nn.Linear:
+            return nn.Linear(4, 4)
+
+    m = Flat()
+    flat = torch.zeros(40)
+    with torch.no_grad():
+        for i, (layer, name) in enumerate(
+            [(m.a, "weight"), (m.a, "bias"), (m.b, "weight"), (m.b, "bias")]
+        ):
+            size = 16 if name == "weight" else 4
+            start = [0, 16, 20, 36][i]
+            view = flat[start : start + size].view(getattr(layer, name).shape)
+            setattr(layer, name, nn.Parameter(view))
+    parametrize.register_parametrization(m.b, "weight", _Identity())
+    m.reset_parameters()
+    assert torch.equal(m.b.weight, nn_init(nn.init.normal_, (4, 4), 2))
+    assert torch.equal(m.a.weight, nn_init(nn.init.normal_, (4, 4), 1))
+
+
+def test_both_sides_of_a_tie_parametrized_are_refused() -> None:
+    m = TiedHead()
+    parametrize.register_parametrization(m.head, "weight", _Identity())
+    parametrize.register_parametrization(m.emb, "weight", _Identity())
+    before = _poked(m)
+    with pytest.raises(PlanError, match=r"'emb\.weight' \(Embedding\) is parametrized, .* shares"):
         m.reset_parameters()
     assert_same(snapshot(m), before)

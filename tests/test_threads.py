@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -104,7 +105,7 @@ def test_bad_thread_counts_are_a_plan_error_and_change_nothing(bad: object) -> N
     assert_same(snapshot(m), before)
 
 
-@pytest.mark.parametrize("bad", ["0", "two", "-3"])
+@pytest.mark.parametrize("bad", ["0", "two", "-3", "\u00b2", "\u0664"])
 def test_bad_environment_value_is_a_plan_error_and_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, bad: str
 ) -> None:
@@ -125,3 +126,29 @@ def test_parallel_reset_under_inference_mode() -> None:
         _garbage(m)
         m.reset_parameters(threads=2)
     assert_same(snapshot(m), snapshot(Wide()))
+
+
+def test_threads_with_other_counts_reset_at_once(global_rng_guard: None) -> None:
+    """Two threads resetting two models with changing thread counts at the same time: no
+    error (a pool in use is never shut down), and every reset gives the serial values."""
+    want = snapshot(Wide())
+    errors: list[BaseException] = []
+    wrong: list[int] = []
+
+    def work(offset: int) -> None:
+        m = Wide()
+        try:
+            for i in range(12):
+                _garbage(m)
+                m.reset_parameters(threads=2 + (i + offset) % 5)
+                if any(not torch.equal(v, want[k]) for k, v in snapshot(m).items()):
+                    wrong.append(i)
+        except BaseException as e:  # reported by the test thread
+            errors.append(e)
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors and not wrong

@@ -11,7 +11,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -481,8 +481,7 @@ THREADS_ENV = "SEEDED_INIT_THREADS"
 _MIN_PARALLEL = 1 << 16
 
 _pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
+_pools: dict[int, ThreadPoolExecutor] = {}  # by thread count, never shut down while kept
 
 
 def check_threads(threads: object, where: str) -> int | None:
@@ -502,7 +501,7 @@ def thread_count(threads: int | None = None) -> int:
         return threads
     text = os.environ.get(THREADS_ENV, "").strip()
     if text:
-        if not text.isdigit() or int(text) < 1:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
             raise PlanError(
                 f"${THREADS_ENV}={text!r}; set it to a positive int (1 resets serially), or "
                 f"unset it for torch.get_num_threads()"
@@ -512,15 +511,13 @@ def thread_count(threads: int | None = None) -> int:
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
-    """A pool of at least ``threads`` workers, kept between resets."""
-    global _pool, _pool_size
+    """A pool of ``threads`` workers, kept between resets: one per count asked for, so that
+    a reset on another thread with another count never finds its pool shut down."""
     with _pool_lock:
-        if _pool is None or _pool_size < threads:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(threads, thread_name_prefix="seeded-init")
-            _pool_size = threads
-        return _pool
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(threads, "seeded-init")
+        return pool
 
 
 def _cost(unit: Unit) -> int:
@@ -561,11 +558,12 @@ def run_parallel(units: list[Unit], chosen: _Selection, how: Draw, count: int) -
             _run_unit(unit, chosen, how)
 
     pool = _executor(count)
-    futures = [pool.submit(run, unit) for _, unit in large]
+    futures: list[Future[None]] = []
     try:
+        futures.extend(pool.submit(run, unit) for _, unit in large)
         for unit in small:
             _run_unit(unit, chosen, how)
-    finally:
+    finally:  # no write may go on after this returns or raises
         errors = [e for e in (f.exception() for f in futures) if e is not None]
     if errors:
         raise errors[0]

@@ -31,7 +31,15 @@ from torch.nn.utils import parametrize
 from ._errors import PlanError
 from ._execute import GLOBAL_RNG_LOCK, DrawFrom, global_rng_restored
 from ._seeds import derive_seed
-from ._torch import buffers, children, local_part, named_modules, params, uninitialized
+from ._torch import (
+    buffers,
+    children,
+    extent,
+    local_part,
+    named_modules,
+    params,
+    uninitialized,
+)
 from ._units import inside, join
 
 __all__ = [
@@ -172,6 +180,7 @@ def parametrized_tensors(root: nn.Module) -> Generator[list[StandIn], None, None
     """
     found: list[tuple[nn.Module, nn.ModuleDict, list[StandIn]]] = []
     held = _held_outside_parametrizations(root)
+    originals: Spans = {}
     for path, m in named_modules(root):
         table = _parametrizations(m)
         if table is None:
@@ -180,7 +189,7 @@ def parametrized_tensors(root: nn.Module) -> Generator[list[StandIn], None, None
         for name, chain in children(table).items():
             assert isinstance(chain, nn.ModuleList)
             _check(m, path, name, chain)
-            _check_untied(m, path, name, chain, held)
+            _check_untied(m, path, name, chain, held, originals)
             value = _effective(m, path, name, chain)
             param = nn.Parameter(value, requires_grad=value.requires_grad)
             mine.append(StandIn(m, name, join(path, name), chain, param))
@@ -201,7 +210,10 @@ def remember_order(m: nn.Module, name: str | None = None) -> None:
     """Note ``m``'s parameter names in registration order (``name`` added, when given), so
     that a tensor parametrized later (parametrize removes it from ``m``) is reset in its
     place: a layer draws its parameters in that order."""
-    order: list[str] = m.__dict__.setdefault("_seeded_order", [])
+    # An RNN lists its registration order itself, also once a tensor is parametrized away.
+    order: list[str] = m.__dict__.setdefault(
+        "_seeded_order", list(getattr(m, "_flat_weights_names", []))
+    )
     for n in (*params(m), *((name,) if name else ())):
         if n not in order:
             order.append(n)
@@ -212,7 +224,9 @@ def _insert(m: nn.Module, stand_ins: dict[str, nn.Parameter]) -> None:
     where that order was never seen: a layer's weight comes first)."""
     own = params(m)
     rest = dict(own)
-    order: list[str] = m.__dict__.get("_seeded_order", [])
+    order: list[str] = m.__dict__.get("_seeded_order") or list(
+        getattr(m, "_flat_weights_names", [])
+    )
     placed: dict[str, nn.Parameter | None] = {}
     for n in order:
         if n in stand_ins or n in rest:
@@ -224,34 +238,67 @@ def _insert(m: nn.Module, stand_ins: dict[str, nn.Parameter]) -> None:
     own.update({n: p for n, p in rest.items() if n not in own})
 
 
-def _held_outside_parametrizations(root: nn.Module) -> dict[int, str]:
-    """The storages of the tensors that live outside parametrize's tables, by path."""
+Spans = dict[tuple[str, int], list[tuple[int, int, str]]]
+
+
+def _span(t: torch.Tensor) -> tuple[tuple[str, int], int, int]:
+    """Where ``t`` lies: (device, storage), and its first and past-last byte in it."""
+    local = local_part(t)[0]
+    size = local.element_size()
+    start = int(local.storage_offset()) * size
+    key = (str(local.device), local.untyped_storage().data_ptr())
+    return key, start, start + extent(local) * size
+
+
+def _add(spans: Spans, t: torch.Tensor, path: str) -> None:
+    if not uninitialized(t) and not t.is_meta and t.numel():
+        key, start, stop = _span(t)
+        spans.setdefault(key, []).append((start, stop, path))
+
+
+def _overlapping(spans: Spans, t: torch.Tensor) -> str | None:
+    """The path of a tensor in ``spans`` whose memory overlaps ``t``'s, or None."""
+    if uninitialized(t) or t.is_meta or not t.numel():
+        return None
+    key, start, stop = _span(t)
+    for first, last, path in spans.get(key, []):
+        if first < stop and start < last:
+            return path
+    return None
+
+
+def _held_outside_parametrizations(root: nn.Module) -> Spans:
+    """Where the tensors that live outside parametrize's tables lie in memory, by path."""
     inner: set[int] = set()
-    held: dict[int, str] = {}
+    held: Spans = {}
     for path, m in named_modules(root):
         if isinstance(m, parametrize.ParametrizationList):
             inner.update(id(x) for x in m.modules())
         if id(m) in inner:
             continue
         for name, t in [*params(m).items(), *buffers(m).items()]:
-            if t is not None and not uninitialized(t) and not t.is_meta and t.numel():
-                held.setdefault(local_part(t)[0].untyped_storage().data_ptr(), join(path, name))
+            if t is not None:
+                _add(held, t, join(path, name))
     return held
 
 
 def _check_untied(
-    m: nn.Module, path: str, name: str, chain: nn.Module, held: dict[int, str]
+    m: nn.Module, path: str, name: str, chain: nn.Module, held: Spans, originals: Spans
 ) -> None:
-    """Refuse a parametrized tensor whose originals are tied to a tensor outside it: its
+    """Refuse a parametrized tensor whose originals share memory with a tensor outside it,
+    or with another parametrized tensor's originals (both sides of a tie parametrized): its
     stand-in would be initialized apart and then written over the other tensor."""
     for t in chain.parameters(recurse=False):
-        other = held.get(t.untyped_storage().data_ptr()) if not t.is_meta and t.numel() else None
+        other = _overlapping(held, t)
+        other = other if other is not None else _overlapping(originals, t)
         if other is not None:
             raise PlanError(
                 f"{_where(m, path, name)} is parametrized, and its original shares memory with "
                 f"{other!r}: one tensor cannot take two inits. Tie the effective weights "
                 f"after the reset, or parametrize the layer before tying"
             )
+    for t in chain.parameters(recurse=False):
+        _add(originals, t, join(path, name))
 
 
 def inverses(stand_ins: list[StandIn], within: str, root_seed: int) -> list[Pending]:
