@@ -105,3 +105,11 @@ def public_fsdp2() -> bool:
     fsdp = importlib.import_module("torch.distributed.fsdp")
     tensor = importlib.import_module("torch.distributed.tensor")
     return hasattr(fsdp, "fully_shard") and hasattr(tensor, "DTensor")
+
+
+def garbage(m: nn.Module) -> None:
+    """Fill every tensor of ``m`` with what uninitialized memory may hold: 123.0 in floats,
+    7 in integer buffers."""
+    with torch.no_grad():
+        for t in m.state_dict().values():
+            t.fill_(123.0 if t.is_floating_point() else 7)

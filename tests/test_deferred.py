@@ -12,18 +12,11 @@ from torch import nn
 
 from seeded_init import DrawOn, PlanError, SchemeName, SeededModule, seeded_init
 
-from .helpers import assert_same, gpt_example, manual_seed, nn_init, reference, snapshot
+from .helpers import assert_same, garbage, gpt_example, manual_seed, nn_init, reference, snapshot
 from .test_default_parity import LAYERS
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device")
-
-
-def _garbage(m: nn.Module) -> None:
-    """What uninitialized memory may hold: 123.0 in floats, 7 in integer buffers."""
-    with torch.no_grad():
-        for t in m.state_dict().values():
-            t.fill_(123.0 if t.is_floating_point() else 7)
 
 
 # -- meta device ----------------------------------------------------------------------------
@@ -46,7 +39,7 @@ def test_meta_to_empty_reset_is_pytorchs_eager_init(name: str, dtype: torch.dtyp
         m = One()
     assert all(t.is_meta for t in m.state_dict().values())
     m.to_empty(device="cpu")
-    _garbage(m)
+    garbage(m)
     m.reset_parameters()
     want = reference(11, lambda: make(dtype))
     assert_same(snapshot(m.layer), snapshot(want))
@@ -107,7 +100,7 @@ def test_draw_dtype_float32_gives_the_float32_twin_rounded(dtype: torch.dtype) -
     """draw_dtype=torch.float32, on the model or per call: a half-precision model holds its
     float32 twin's values rounded; independent references: nn.init and PyTorch's Linear."""
     held = Mixed(draw_dtype=torch.float32).to(dtype)
-    _garbage(held)
+    garbage(held)
     held.reset_parameters()
     per_call = Mixed().to(dtype)
     per_call.reset_parameters(draw_dtype=torch.float32)
@@ -159,7 +152,7 @@ def test_nested_model_draws_as_its_outermost_model() -> None:
 def test_draw_on_device_on_the_cpu_is_the_cpu_draw() -> None:
     """On a CPU model both modes draw on the CPU generator: the same values."""
     m = Mixed(draw_on="device")
-    _garbage(m)
+    garbage(m)
     m.reset_parameters()
     assert_same(snapshot(m), snapshot(Mixed()))
 
@@ -179,7 +172,7 @@ def test_bad_draw_settings_are_a_plan_error_and_change_nothing(
 ) -> None:
     """Per call: PlanError naming the model and what to write; no value changed."""
     m = Mixed()
-    _garbage(m)
+    garbage(m)
     before = snapshot(m)
     with pytest.raises(PlanError, match=r"Mixed\.reset_parameters: " + match):
         m.reset_parameters(**kwargs)
@@ -206,7 +199,7 @@ def test_compiled_model_resets_to_the_plain_values() -> None:
     x = torch.linspace(-1, 1, 16).reshape(2, 8)
     first = compiled(x)
     assert torch.equal(first, model(x))
-    _garbage(model)
+    garbage(model)
     assert not torch.equal(compiled(x), first)
     compiled.reset_parameters()
     assert_same(snapshot(model), snapshot(Mixed()))
@@ -264,7 +257,7 @@ def test_c13_cuda_keeps_identity_and_never_mismatches_generators(draw_on: DrawOn
     runs: list[dict[str, torch.Tensor]] = []
     for _ in range(2):
         m = C13().to("cuda")
-        _garbage(m)
+        garbage(m)
         params = list(m.parameters())
         opt = torch.optim.SGD(m.parameters(), lr=0.1)
         before = snapshot(m)

@@ -11,7 +11,7 @@ from torch import nn
 
 from seeded_init import PlanError, SeededModule, _execute, seeded_init
 
-from .helpers import assert_same, nn_init, reference, snapshot
+from .helpers import assert_same, garbage, nn_init, reference, snapshot
 
 
 class Wide(SeededModule):
@@ -33,12 +33,6 @@ class Wide(SeededModule):
     @seeded_init(scheme="default", seed=3)
     def small(self) -> nn.Linear:
         return nn.Linear(8, 4)
-
-
-def _garbage(m: nn.Module) -> None:
-    with torch.no_grad():
-        for t in m.state_dict().values():
-            t.fill_(123.0)
 
 
 @pytest.fixture
@@ -68,7 +62,7 @@ def test_every_thread_count_gives_the_same_values_as_pytorch(
     """threads=1, 2, 8: bitwise the values of nn.init with each layer's generator and of
     PyTorch's own layers; more than one thread hands the large layers to the pool."""
     m = Wide()
-    _garbage(m)
+    garbage(m)
     built = len(submitted)  # construction ran at the default count
     m.reset_parameters(threads=threads)
     handed = len(submitted) - built
@@ -76,7 +70,7 @@ def test_every_thread_count_gives_the_same_values_as_pytorch(
     assert torch.equal(m.square.weight, nn_init(nn.init.orthogonal_, (300, 300), 2))
     assert_same(snapshot(m.small), snapshot(reference(3, lambda: nn.Linear(8, 4))))
     serial = Wide()
-    _garbage(serial)
+    garbage(serial)
     serial.reset_parameters(threads=1)
     assert_same(snapshot(m), snapshot(serial))
     assert (handed == 6) == (threads > 1) and (handed == 0) == (threads == 1)
@@ -98,7 +92,7 @@ def test_environment_variable_sets_the_default(
 @pytest.mark.parametrize("bad", [0, -1, True, 2.0, "2"])
 def test_bad_thread_counts_are_a_plan_error_and_change_nothing(bad: object) -> None:
     m = Wide()
-    _garbage(m)
+    garbage(m)
     before = snapshot(m)
     with pytest.raises(PlanError, match=rf"Wide\.reset_parameters: threads={bad!r}; write a"):
         m.reset_parameters(threads=bad)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
@@ -110,7 +104,7 @@ def test_bad_environment_value_is_a_plan_error_and_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, bad: str
 ) -> None:
     m = Wide()
-    _garbage(m)
+    garbage(m)
     before = snapshot(m)
     monkeypatch.setenv(_execute.THREADS_ENV, bad)
     with pytest.raises(PlanError, match=rf"\$SEEDED_INIT_THREADS='{bad}'; set it to a positive"):
@@ -123,7 +117,7 @@ def test_parallel_reset_under_inference_mode() -> None:
     thread-local)."""
     with torch.inference_mode():
         m = Wide()
-        _garbage(m)
+        garbage(m)
         m.reset_parameters(threads=2)
     assert_same(snapshot(m), snapshot(Wide()))
 
@@ -139,7 +133,7 @@ def test_threads_with_other_counts_reset_at_once(global_rng_guard: None) -> None
         m = Wide()
         try:
             for i in range(12):
-                _garbage(m)
+                garbage(m)
                 m.reset_parameters(threads=2 + (i + offset) % 5)
                 if any(not torch.equal(v, want[k]) for k, v in snapshot(m).items()):
                     wrong.append(i)
