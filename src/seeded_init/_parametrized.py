@@ -210,10 +210,10 @@ def remember_order(m: nn.Module, name: str | None = None) -> None:
     """Note ``m``'s parameter names in registration order (``name`` added, when given), so
     that a tensor parametrized later (parametrize removes it from ``m``) is reset in its
     place: a layer draws its parameters in that order."""
-    # An RNN lists its registration order itself, also once a tensor is parametrized away.
-    order: list[str] = m.__dict__.setdefault(
-        "_seeded_order", list(getattr(m, "_flat_weights_names", []))
-    )
+    order: list[str] | None = m.__dict__.get("_seeded_order")
+    if order is None:
+        # An RNN lists its registration order itself, also once a tensor is parametrized away.
+        order = m.__dict__["_seeded_order"] = list(m.__dict__.get("_flat_weights_names", []))
     for n in (*params(m), *((name,) if name else ())):
         if n not in order:
             order.append(n)
@@ -225,7 +225,7 @@ def _insert(m: nn.Module, stand_ins: dict[str, nn.Parameter]) -> None:
     own = params(m)
     rest = dict(own)
     order: list[str] = m.__dict__.get("_seeded_order") or list(
-        getattr(m, "_flat_weights_names", [])
+        m.__dict__.get("_flat_weights_names", [])
     )
     placed: dict[str, nn.Parameter | None] = {}
     for n in order:
