@@ -74,7 +74,7 @@ def _write(step: Step, t: torch.Tensor, gens: Generators, how: Draw, write: bool
     draw_into(t, fill, gens, how, step.draws, step.zero_row, write)
 
 
-def _checked(step: Step, t: torch.Tensor, g: torch.Generator) -> object:
+def _checked(step: Step, t: torch.Tensor, g: torch.Generator) -> None:
     """Run a scheme function and check that it did what one must: write every element of
     the tensor in place, from the generator alone (its old values are NaN while it runs)."""
     assert step.fill is not None
@@ -115,7 +115,6 @@ def _checked(step: Step, t: torch.Tensor, g: torch.Generator) -> object:
             f"place, without reading the old values (they are NaN while it runs), and write "
             f"finite values"
         )
-    return None
 
 
 class _Running(threading.local):

@@ -34,10 +34,10 @@ from ._seeds import derive_seed
 from ._torch import (
     buffers,
     children,
-    extent,
     local_part,
     named_modules,
     params,
+    span,
     uninitialized,
 )
 from ._units import inside, join
@@ -179,12 +179,14 @@ def parametrized_tensors(root: nn.Module) -> Generator[list[StandIn], None, None
             own parameters, DTensors) or whose forward fails; nothing was changed.
     """
     found: list[tuple[nn.Module, nn.ModuleDict, list[StandIn]]] = []
-    held = _held_outside_parametrizations(root)
+    held: Spans | None = None  # found only for a model that has parametrizations
     originals: Spans = {}
     for path, m in named_modules(root):
         table = _parametrizations(m)
         if table is None:
             continue
+        if held is None:
+            held = _held_outside_parametrizations(root)
         mine: list[StandIn] = []
         for name, chain in children(table).items():
             assert isinstance(chain, nn.ModuleList)
@@ -222,11 +224,10 @@ def remember_order(m: nn.Module, name: str | None = None) -> None:
 def _insert(m: nn.Module, stand_ins: dict[str, nn.Parameter]) -> None:
     """Register the stand-ins among ``m``'s parameters where their tensors stood (first,
     where that order was never seen: a layer's weight comes first)."""
+    remember_order(m)  # a no-op where the order was seen before the parametrization
+    order: list[str] = m.__dict__["_seeded_order"]
     own = params(m)
     rest = dict(own)
-    order: list[str] = m.__dict__.get("_seeded_order") or list(
-        m.__dict__.get("_flat_weights_names", [])
-    )
     placed: dict[str, nn.Parameter | None] = {}
     for n in order:
         if n in stand_ins or n in rest:
@@ -241,18 +242,9 @@ def _insert(m: nn.Module, stand_ins: dict[str, nn.Parameter]) -> None:
 Spans = dict[tuple[str, int], list[tuple[int, int, str]]]
 
 
-def _span(t: torch.Tensor) -> tuple[tuple[str, int], int, int]:
-    """Where ``t`` lies: (device, storage), and its first and past-last byte in it."""
-    local = local_part(t)[0]
-    size = local.element_size()
-    start = int(local.storage_offset()) * size
-    key = (str(local.device), local.untyped_storage().data_ptr())
-    return key, start, start + extent(local) * size
-
-
 def _add(spans: Spans, t: torch.Tensor, path: str) -> None:
     if not uninitialized(t) and not t.is_meta and t.numel():
-        key, start, stop = _span(t)
+        key, start, stop = span(local_part(t)[0])
         spans.setdefault(key, []).append((start, stop, path))
 
 
@@ -260,7 +252,7 @@ def _overlapping(spans: Spans, t: torch.Tensor) -> str | None:
     """The path of a tensor in ``spans`` whose memory overlaps ``t``'s, or None."""
     if uninitialized(t) or t.is_meta or not t.numel():
         return None
-    key, start, stop = _span(t)
+    key, start, stop = span(local_part(t)[0])
     for first, last, path in spans.get(key, []):
         if first < stop and start < last:
             return path

@@ -19,7 +19,7 @@ from torch import nn
 from ._builder import Builder
 from ._errors import PlanError, SeedCollisionError
 from ._steps import Step
-from ._torch import extent, internal_overlap, local_part, placement_problem
+from ._torch import internal_overlap, local_part, placement_problem, span
 from ._units import Plan, Unit, step_tensors
 
 __all__ = ["build_plan"]
@@ -175,10 +175,7 @@ def _check_overlap(plan: Plan) -> None:
                 if id(full) in seen or t.is_meta or not t.numel():
                     continue
                 seen.add(id(full))
-                size = t.element_size()
-                start = int(t.storage_offset()) * size
-                stop = start + extent(t) * size
-                key = (str(t.device), t.untyped_storage().data_ptr())
+                key, start, stop = span(t)
                 spans.setdefault(key, []).append((start, stop, path))
     for group in spans.values():
         group.sort()

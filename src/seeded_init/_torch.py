@@ -33,6 +33,7 @@ __all__ = [
     "params",
     "placement_problem",
     "pruned_names",
+    "span",
     "uninitialized",
 ]
 
@@ -107,6 +108,14 @@ def extent(t: torch.Tensor) -> int:
     if t.is_contiguous():
         return t.numel()
     return sum((int(n) - 1) * int(s) for n, s in zip(t.shape, t.stride(), strict=True)) + 1
+
+
+def span(t: torch.Tensor) -> tuple[tuple[str, int], int, int]:
+    """Where a (local) tensor lies in memory: (device, storage) and its first and past-last
+    byte in that storage."""
+    size = t.element_size()
+    start = int(t.storage_offset()) * size
+    return (str(t.device), t.untyped_storage().data_ptr()), start, start + extent(t) * size
 
 
 def is_lazy(m: nn.Module) -> bool:
