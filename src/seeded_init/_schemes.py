@@ -18,6 +18,7 @@ from torch.nn import init
 from typing_extensions import Never
 
 from ._errors import DeclarationError
+from ._fills import Constant, KaimingUniform, Normal, Uniform, Zeros
 from ._torch import fans
 from ._types import FanMode, Nonlinearity, SchemeName
 
@@ -312,11 +313,9 @@ def _num(kw: Mapping[str, KwValue], key: str) -> float:
 def make_fill(scheme: str, kw: Mapping[str, KwValue]) -> Fill | None:
     """The fill of a named scheme; None for ``default``, which each layer type defines."""
     if scheme == "uniform":
-        a, b = _num(kw, "a"), _num(kw, "b")
-        return lambda t, g: init.uniform_(t, a, b, generator=g)
+        return Uniform(_num(kw, "a"), _num(kw, "b"))
     if scheme == "normal":
-        mean, std = _num(kw, "mean"), _num(kw, "std")
-        return lambda t, g: init.normal_(t, mean, std, generator=g)
+        return Normal(_num(kw, "mean"), _num(kw, "std"))
     if scheme == "trunc_normal":
         lo, hi = trunc_bounds(kw)
         mean, std = _num(kw, "mean"), _num(kw, "std")
@@ -328,20 +327,20 @@ def make_fill(scheme: str, kw: Mapping[str, KwValue]) -> Fill | None:
         xavier = init.xavier_uniform_ if scheme == "xavier_uniform" else init.xavier_normal_
         return lambda t, g: xavier(t, gain, generator=g)
     if scheme in ("kaiming_uniform", "kaiming_normal"):
-        fn = init.kaiming_uniform_ if scheme == "kaiming_uniform" else init.kaiming_normal_
         slope = _num(kw, "a")
         mode: FanMode = "fan_out" if kw["mode"] == "fan_out" else "fan_in"
         nonlinearity = _NONLINEARITIES[str(kw["nonlinearity"])]
-        return lambda t, g: fn(t, slope, mode, nonlinearity, generator=g)
+        if scheme == "kaiming_uniform":
+            return KaimingUniform(slope, mode, nonlinearity)
+        return lambda t, g: init.kaiming_normal_(t, slope, mode, nonlinearity, generator=g)
     if scheme == "sparse":
         return _sparse(_num(kw, "sparsity"), _num(kw, "std"))
     if scheme == "zeros":
-        return lambda t, g: init.zeros_(t)
+        return Zeros()
     if scheme == "ones":
-        return lambda t, g: init.ones_(t)
+        return Constant(1.0)
     if scheme == "constant":
-        val = _num(kw, "val")
-        return lambda t, g: init.constant_(t, val)
+        return Constant(_num(kw, "val"))
     if scheme == "eye":
         return lambda t, g: init.eye_(t)
     if scheme == "dirac":
