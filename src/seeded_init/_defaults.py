@@ -15,11 +15,13 @@ import torch
 from torch import nn
 from torch.nn.modules.rnn import RNNBase, RNNCellBase
 
+from ._errors import PlanError
+from ._fills import Constant, KaimingUniform, Normal, Uniform, Zeros
 from ._schemes import Fill
 from ._steps import Step
 from ._torch import ConvNd, NormBase, buffers, children, fan_in, is_lazy, params
 
-__all__ = ["Handler", "default_handler"]
+__all__ = ["Handler", "default_handler", "plan_attributes"]
 
 #: Given a layer and its path: its steps, and the names of the children those steps cover.
 Handler = Callable[[nn.Module, str], tuple[list[Step], frozenset[str]]]
@@ -36,26 +38,31 @@ def _step(m: nn.Module, path: str, attr: str, fill: Fill, rule: str, draws: bool
     return Step(m, attr, _join(path, attr), fill, draws, rule)
 
 
-def _kaiming_a_sqrt5(t: torch.Tensor, g: torch.Generator) -> object:
-    return nn.init.kaiming_uniform_(t, a=_SQRT5, generator=g)
+_kaiming_a_sqrt5 = KaimingUniform(_SQRT5)
+_ones = Constant(1.0)
+_zeros = Zeros()
 
 
 def _uniform(bound: float) -> Fill:
-    return lambda t, g: nn.init.uniform_(t, -bound, bound, generator=g)
+    return Uniform(-bound, bound)
 
 
-def _ones(t: torch.Tensor, g: torch.Generator) -> object:
-    return nn.init.ones_(t)
-
-
-def _zeros(t: torch.Tensor, g: torch.Generator) -> object:
-    return nn.init.zeros_(t)
+def _weight(m: nn.Module, path: str) -> torch.Tensor:
+    """The layer's weight, which its PyTorch algorithm reads."""
+    weight = params(m).get("weight")
+    if weight is None:
+        kind = type(m).__name__
+        raise PlanError(
+            f"{path or 'the model'} ({kind}) has no weight parameter, which PyTorch's {kind} "
+            f"init reads; register one again (layer.weight = nn.Parameter(...)), or declare "
+            f"the layer with a scheme in its parent"
+        )
+    return weight
 
 
 def _weight_bias_fan(m: nn.Module, path: str) -> list[Step]:
     """Linear and convolutions: kaiming_uniform(a=sqrt(5)), bias uniform(+-1/sqrt(fan_in))."""
-    weight = params(m)["weight"]
-    assert weight is not None
+    weight = _weight(m, path)
     steps = [_step(m, path, "weight", _kaiming_a_sqrt5, "kaiming_uniform(a=sqrt(5))")]
     if params(m).get("bias") is not None:
         fan = fan_in(weight) if weight.dim() >= 2 else 0
@@ -69,8 +76,7 @@ def _linear(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
 
 
 def _bilinear(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
-    weight = params(m)["weight"]
-    assert weight is not None
+    weight = _weight(m, path)
     bound = 1 / math.sqrt(weight.size(1))
     rule = f"uniform(+-{bound:.4g})"
     steps = [_step(m, path, "weight", _uniform(bound), rule)]
@@ -80,7 +86,7 @@ def _bilinear(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
 
 
 def _embedding(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
-    fill: Fill = lambda t, g: nn.init.normal_(t, generator=g)  # noqa: E731
+    fill = Normal(0.0, 1.0)
     padding = getattr(m, "padding_idx", None)
     step = Step(
         m,
@@ -149,27 +155,28 @@ def _mha(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
 
 def _prelu(m: nn.Module, path: str) -> tuple[list[Step], frozenset[str]]:
     value = float(vars(m)["init"])
-    fill: Fill = lambda t, g: nn.init.constant_(t, value)  # noqa: E731
-    return [_step(m, path, "weight", fill, f"constant({value})", draws=False)], _NONE
+    return [_step(m, path, "weight", Constant(value), f"constant({value})", draws=False)], _NONE
 
 
-# (base class, the method whose algorithm we replay, handler); the first isinstance match wins.
-_TABLE: list[tuple[type[nn.Module], str, Handler]] = [
-    (nn.MultiheadAttention, "_reset_parameters", _mha),
-    (nn.Bilinear, "reset_parameters", _bilinear),
-    (nn.Linear, "reset_parameters", _linear),
-    (ConvNd, "reset_parameters", _linear),
-    (nn.Embedding, "reset_parameters", _embedding),
-    (nn.EmbeddingBag, "reset_parameters", _embedding),
-    (nn.LayerNorm, "reset_parameters", _affine_norm),
-    (nn.GroupNorm, "reset_parameters", _affine_norm),
-    (NormBase, "reset_parameters", _batch_norm),
-    (RNNBase, "reset_parameters", _rnn),
-    (RNNCellBase, "reset_parameters", _rnn),
-    (nn.PReLU, "reset_parameters", _prelu),
+# (base class, the method whose algorithm we replay, handler, the attributes of the layer
+# the handler reads besides its tensors); the first isinstance match wins. A cached plan is
+# valid while those attributes hold the values it was built from (see ``_cache``).
+_TABLE: list[tuple[type[nn.Module], str, Handler, tuple[str, ...]]] = [
+    (nn.MultiheadAttention, "_reset_parameters", _mha, ("_qkv_same_embed_dim",)),
+    (nn.Bilinear, "reset_parameters", _bilinear, ()),
+    (nn.Linear, "reset_parameters", _linear, ()),
+    (ConvNd, "reset_parameters", _linear, ()),
+    (nn.Embedding, "reset_parameters", _embedding, ("padding_idx",)),
+    (nn.EmbeddingBag, "reset_parameters", _embedding, ("padding_idx",)),
+    (nn.LayerNorm, "reset_parameters", _affine_norm, ()),
+    (nn.GroupNorm, "reset_parameters", _affine_norm, ()),
+    (NormBase, "reset_parameters", _batch_norm, ()),
+    (RNNBase, "reset_parameters", _rnn, ("hidden_size",)),
+    (RNNCellBase, "reset_parameters", _rnn, ("hidden_size",)),
+    (nn.PReLU, "reset_parameters", _prelu, ("init",)),
 ]
 if hasattr(nn, "RMSNorm"):
-    _TABLE.insert(7, (nn.RMSNorm, "reset_parameters", _affine_norm))
+    _TABLE.insert(7, (nn.RMSNorm, "reset_parameters", _affine_norm, ()))
 
 
 def default_handler(m: nn.Module) -> Handler | None:
@@ -179,9 +186,18 @@ def default_handler(m: nn.Module) -> Handler | None:
     layers override ``reset_parameters`` only to wait for their shape, so they keep the replay.
     """
     lazy = is_lazy(m)
-    for base, method, handler in _TABLE:
+    for base, method, handler, _ in _TABLE:
         if isinstance(m, base):
             if lazy or getattr(type(m), method, None) is getattr(base, method):
                 return handler
             return None
     return None
+
+
+def plan_attributes(cls: type[nn.Module]) -> tuple[str, ...]:
+    """The attributes (besides tensors) that a plan for a layer of type ``cls`` reads: its
+    handler's, and ``padding_idx``, which every scheme keeps at zero for an embedding."""
+    for base, _, _, names in _TABLE:
+        if issubclass(cls, base):
+            return names
+    return ()

@@ -32,6 +32,7 @@ __all__ = [
     "check_threads",
     "execute",
     "global_rng_restored",
+    "spread",
     "thread_count",
     "write_steps",
 ]
@@ -531,37 +532,42 @@ def _cost(unit: Unit) -> int:
 
 def run_parallel(units: list[Unit], chosen: _Selection, how: Draw, count: int) -> None:
     """Run built-in units, which draw each from its own generator into tensors of its own,
-    on ``count`` threads: the values are the same for every thread count.
+    on ``count`` threads: the values are the same for every thread count."""
+    spread(
+        [
+            (_cost(u) if count > 1 else 0, functools.partial(_run_unit, u, chosen, how))
+            for u in units
+        ],
+        count,
+    )
 
-    Large units go to a pool, largest first (torch's fill kernels release the GIL); small
-    ones run on the calling thread meanwhile.
+
+def spread(jobs: list[tuple[int, Callable[[], None]]], count: int) -> None:
+    """Run independent ``(cost, job)`` pairs on ``count`` threads.
+
+    Costly jobs (at least ``_MIN_PARALLEL`` elements) go to a pool, largest first (torch's
+    fill kernels release the GIL); the others run on the calling thread meanwhile. Returns
+    when every job is done; raises the first error.
     """
-    large: list[tuple[int, Unit]] = []
-    small: list[Unit] = []
-    if count > 1:
-        for unit in units:
-            cost = _cost(unit)
-            if cost >= _MIN_PARALLEL:
-                large.append((cost, unit))
-            else:
-                small.append(unit)
-    if len(large) <= 1:
-        for unit in units:
-            _run_unit(unit, chosen, how)
+    large = sorted((j for j in jobs if j[0] >= _MIN_PARALLEL), key=lambda j: -j[0])
+    if count <= 1 or len(large) <= 1:
+        for _, job in jobs:
+            job()
         return
-    large.sort(key=lambda item: -item[0])
-    inference = torch.is_inference_mode_enabled()  # thread-local state, for the workers
-
-    def run(unit: Unit) -> None:
-        with torch.inference_mode(inference):
-            _run_unit(unit, chosen, how)
-
     pool = _executor(count)
     futures: list[Future[None]] = []
+    # thread-local state, for the workers
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def on_worker(job: Callable[[], None]) -> None:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            job()
+
     try:
-        futures.extend(pool.submit(run, unit) for _, unit in large)
-        for unit in small:
-            _run_unit(unit, chosen, how)
+        futures.extend(pool.submit(on_worker, job) for _, job in large)
+        for cost, job in jobs:
+            if cost < _MIN_PARALLEL:
+                job()
     finally:  # no write may go on after this returns or raises
         errors = [e for e in (f.exception() for f in futures) if e is not None]
     if errors:

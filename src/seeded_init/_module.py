@@ -12,11 +12,12 @@ from torch.nn.modules.module import register_module_module_registration_hook
 from torch.nn.utils.parametrize import ParametrizationList
 
 from ._build import check_assigned, under_construction
+from ._cache import cached, fingerprint, forget, forget_in, remember
 from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
 from ._draw import Draw, DrawOn, check_draw
 from ._errors import PlanError
-from ._execute import check_threads, execute
+from ._execute import check_threads, execute, thread_count
 from ._layer import Declaration, DeclaredLayer, table_of
 from ._links import Link, SubtreeReset, Tie, find_ties
 from ._parametrized import inverses, parametrized_tensors, remember_order, write_back
@@ -155,6 +156,11 @@ class SeededModule(nn.Module):
         with parametrized_tensors(root):
             return build_plan(*_plan_args(root, prefix, seed)).records(within=prefix)
 
+    def __getstate__(self) -> dict[str, object]:
+        state: dict[str, object] = dict(super().__getstate__())  # type: ignore[no-untyped-call]
+        forget_in(state)  # a copy has other tensors: it builds its own plan
+        return state
+
     def __setstate__(self, state: dict[str, object]) -> None:
         # A copy (deepcopy, pickle, torch.load) links its layers to itself; an outer copy,
         # rebuilt after its children, links them to itself in turn.
@@ -198,12 +204,20 @@ def reset_tree(
     root, prefix = (m, "") if construction else root_of(m)
     ties: list[Tie] = root.__dict__.get("_seeded_ties", [])
     undo = [u for u in (tie.restore(root) for tie in ties) if u is not None]
+    how = draw_of(root) if how is None else how
     try:
         part = join(prefix, within)
+        args = _plan_args(root, prefix, seed)
+        # A whole-model reset of a model unchanged since the last one reuses its plan.
+        key = None if construction or part else fingerprint(*args, SeededModule)
+        run = cached(root, key)
+        if run is not None:
+            run(how, thread_count(threads))
+            return
         with parametrized_tensors(root) as stand_ins:
-            plan = build_plan(*_plan_args(root, prefix, seed))
+            plan = build_plan(*args)
             saved = _saved(root, part) if stand_ins else []
-            execute(plan, part, construction, draw_of(root) if how is None else how, threads)
+            execute(plan, part, construction, how, threads)
             try:
                 pending = inverses(stand_ins, part, plan.root_seed)
             except PlanError as exc:
@@ -214,6 +228,8 @@ def reset_tree(
                     f"{exc}; every tensor the reset wrote was restored to its value before it"
                 ) from exc
         write_back(pending)
+        if key is not None and not stand_ins:
+            remember(root, key, plan)
     except BaseException:
         for u in reversed(undo):  # an error changes nothing: the names stay untied
             u()
@@ -297,6 +313,7 @@ def _on_module_registered(parent: nn.Module, name: str, child: nn.Module | None)
             return
         root, above = root_of(outer)
         prefix = join(above, link.path)
+    forget(root)
     link_tree(root, child, join(prefix, name))
 
 
