@@ -235,16 +235,36 @@ def compare(name: str, make: Callable[[], M], loop: Callable[[M], None], repeat:
 
 def medians(fns: list[Callable[[], object]], repeat: int) -> list[float]:
     """The median wall time of each of ``fns``, run in turn ``repeat`` times after one
-    warm-up round: interleaved, so that a slow spell of the machine hits them all alike."""
+    warm-up round: interleaved, so that a slow spell of the machine hits them all alike, and
+    each round starting one later, so that none always runs after the same one."""
     times: list[list[float]] = [[] for _ in fns]
     for round_ in range(repeat + 1):
-        for fn, kept in zip(fns, times, strict=True):
+        for i in range(len(fns)):
+            k = (i + round_) % len(fns)
             gc.collect()
             start = time.perf_counter()
-            fn()
+            fns[k]()
             if round_:
-                kept.append(time.perf_counter() - start)
+                times[k].append(time.perf_counter() - start)
     return [statistics.median(kept) for kept in times]
+
+
+def first_and_later(n: int, repeat: int) -> tuple[float, float]:
+    """Median times of a fresh model's first reset, which builds and validates the plan,
+    and of the next, which reuses it (the model of ``n`` tiny layers)."""
+    first: list[float] = []
+    later: list[float] = []
+    for _ in range(repeat):
+        m = Stack(n, 4)
+        gc.collect()  # before each timed call, as everywhere here
+        start = time.perf_counter()
+        m.reset_parameters(threads=1)
+        first.append(time.perf_counter() - start)
+        gc.collect()
+        start = time.perf_counter()
+        m.reset_parameters(threads=1)
+        later.append(time.perf_counter() - start)
+    return statistics.median(first), statistics.median(later)
 
 
 def uniform_rate(repeat: int) -> float:
@@ -292,7 +312,7 @@ def peak_memory(n: int, width: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small models, in seconds")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per median (5)")
+    parser.add_argument("--repeat", type=int, default=7, help="runs per median (7)")
     parser.add_argument("--memory", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory:
@@ -311,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         compare("GPT-2 small", lambda: GPT(*gpt_shape), gpt_loop, repeat),
         compare("ResNet-50", ResNet50, resnet_loop, repeat),
         compare(f"{tiny:,} tiny Linear(4, 4)", lambda: Stack(tiny, 4), stack_loop, repeat),
-        compare(f"{big[0]} x Linear({big[1]}, {big[1]})", lambda: Stack(*big), stack_loop, 3),
+        compare(f"{big[0]} x Linear({big[1]}, {big[1]})", lambda: Stack(*big), stack_loop, repeat),
     ]
     gc.collect()
 
@@ -322,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.model:26} {r.params:>13,} {r.a:>9.3f}s {r.b:>8.3f}s {r.c:>9.3f}s {r.d:>7.3f}s"
             f"  {r.c / r.b:>5.2f} {r.a / r.d:>5.2f} {r.c / r.d:>5.2f}"
         )
+
+    first, later = first_and_later(tiny, repeat)
+    print(
+        f"\n{tiny:,} tiny Linear(4, 4), per layer, 1 thread: first reset (builds the plan) "
+        f"{first * 1e6 / tiny:.1f} us, later resets of the unchanged model "
+        f"{later * 1e6 / tiny:.1f} us"
+    )
 
     class PlainBlock(nn.Module):
         def __init__(self, d: int) -> None:

@@ -26,6 +26,7 @@ def test_benchmark_runs_and_prints_every_ratio() -> None:
         "ResNet-50",
         "tiny Linear(4, 4)",
         "x Linear(1024, 1024)",
+        "first reset (builds the plan)",
         "construction, declared vs plain nn.Module",
         "meta -> to_empty -> reset vs eager",
         "peak RSS growth",

@@ -219,9 +219,10 @@ class _Entry:
         return jobs
 
 
-def remember(root: nn.Module, key: Key, plan: Plan) -> None:
-    """Keep ``plan`` (just built for ``root``, whose fingerprint was ``key``) for the next
-    full reset, if it is made of built-in fills of tensors with storage."""
+def remember(root: nn.Module, key: Key, plan: Plan, how: Draw) -> None:
+    """Keep ``plan`` (just built for ``root``, whose fingerprint was ``key``, and drawn as
+    ``how`` says) for the next full reset, if it is made of built-in fills of tensors with
+    storage."""
     units: list[_Unit] = []
     for unit in plan.units:
         if unit.fallible:
@@ -254,7 +255,9 @@ def remember(root: nn.Module, key: Key, plan: Plan) -> None:
             )
         if writes:
             units.append(_Unit(unit.seed, sum(table_numel(w) for w in writes), tuple(writes)))
-    root.__dict__[_SLOT] = _Entry(key, tuple(units))
+    entry = _Entry(key, tuple(units))
+    entry.jobs_for(how)  # now, while the first reset allocates anyway (the next is lean)
+    root.__dict__[_SLOT] = entry
 
 
 def table_numel(w: _Write) -> int:

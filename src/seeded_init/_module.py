@@ -229,7 +229,7 @@ def reset_tree(
                 ) from exc
         write_back(pending)
         if key is not None and not stand_ins:
-            remember(root, key, plan)
+            remember(root, key, plan, how)
     except BaseException:
         for u in reversed(undo):  # an error changes nothing: the names stay untied
             u()
