@@ -22,7 +22,8 @@ def test_benchmark_runs_and_prints_every_ratio() -> None:
     for line in [
         "single-core uniform_ fill:",
         "c/b   a/d   c/d",
-        "GPT-2 small",
+        "--quick: a GPT (2 small blocks)",
+        "GPT (2 small blocks), meta -> to_empty -> reset vs eager",
         "ResNet-50",
         "tiny Linear(4, 4)",
         "x Linear(1024, 1024)",

@@ -168,8 +168,8 @@ def fingerprint(
                 raise _Uncacheable
             after = seeded if isinstance(m, seeded) else None
             entries.append((cls, default_handler(m), module_reset(m), module_reset(m, after)))
-    except _Uncacheable:
-        return None
+    except (_Uncacheable, KeyError, RuntimeError):  # e.g. a tensor without storage
+        return None  # the full way, which says what is wrong if anything is
     return tuple(entries)
 
 
