@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -37,21 +38,15 @@ class Wide(SeededModule):
 
 @pytest.fixture
 def submitted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many units each reset gave the pool."""
+    """How many units each reset gave the pool (one entry per unit)."""
     counts: list[int] = []
-    real = _execute._executor  # pyright: ignore[reportPrivateUsage]
+    real = _execute._start  # pyright: ignore[reportPrivateUsage]
 
-    def counting(threads: int) -> Any:
-        pool = real(threads)
+    def counting(threads: int, jobs: list[Any]) -> Any:
+        counts.extend(1 for _ in jobs)
+        return real(threads, jobs)
 
-        class Counting:
-            def submit(self, fn: Any, *args: Any) -> Any:
-                counts.append(1)
-                return pool.submit(fn, *args)
-
-        return Counting()
-
-    monkeypatch.setattr(_execute, "_executor", counting)
+    monkeypatch.setattr(_execute, "_start", counting)
     return counts
 
 
@@ -146,3 +141,19 @@ def test_threads_with_other_counts_reset_at_once(global_rng_guard: None) -> None
     for w in workers:
         w.join()
     assert not errors and not wrong
+
+
+def test_one_pool_serves_every_count() -> None:
+    """Resets with counts 2 to 12 leave at most 12 pool threads alive, not one pool each."""
+    m = Wide()
+    for count in range(2, 13):
+        m.reset_parameters(threads=count)
+
+    def alive() -> int:
+        return sum(t.name.startswith("seeded-init") for t in threading.enumerate())
+
+    deadline = time.monotonic() + 10  # replaced pools' threads exit once idle
+    while alive() > 12 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert 0 < alive() <= 12
+    assert_same(snapshot(m), snapshot(Wide()))

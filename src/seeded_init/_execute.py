@@ -7,6 +7,7 @@ holds the same values and no generator ever meets a tensor of another device.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import threading
@@ -481,7 +482,8 @@ THREADS_ENV = "SEEDED_INIT_THREADS"
 _MIN_PARALLEL = 1 << 16
 
 _pool_lock = threading.Lock()
-_pools: dict[int, ThreadPoolExecutor] = {}  # by thread count, never shut down while kept
+# The one pool, as large as the largest count asked for so far, and that size.
+_pool: list[tuple[ThreadPoolExecutor, int]] = []
 
 
 def check_threads(threads: object, where: str) -> int | None:
@@ -510,14 +512,29 @@ def thread_count(threads: int | None = None) -> int:
     return max(1, torch.get_num_threads())
 
 
-def _executor(threads: int) -> ThreadPoolExecutor:
-    """A pool of ``threads`` workers, kept between resets: one per count asked for, so that
-    a reset on another thread with another count never finds its pool shut down."""
+def _start(count: int, jobs: list[Callable[[], None]]) -> list[Future[None]]:
+    """Run ``jobs`` on ``count`` pool threads at once (each takes the next job until none is
+    left). One pool serves every count: it grows to the largest asked for, and the smaller
+    one it replaces is shut down after it finishes what it was given (given under this lock,
+    so no reset gives it more)."""
+    queue = collections.deque(jobs)
+
+    def take() -> None:
+        while True:
+            try:
+                job = queue.popleft()
+            except IndexError:
+                return
+            job()
+
     with _pool_lock:
-        pool = _pools.get(threads)
-        if pool is None:
-            pool = _pools[threads] = ThreadPoolExecutor(threads, "seeded-init")
-        return pool
+        if not _pool or _pool[0][1] < count:
+            old = _pool[0][0] if _pool else None
+            _pool[:] = [(ThreadPoolExecutor(count, "seeded-init"), count)]
+            if old is not None:
+                old.shutdown(wait=False)
+        pool = _pool[0][0]
+        return [pool.submit(take) for _ in range(min(count, len(jobs)))]
 
 
 def _cost(unit: Unit) -> int:
@@ -554,17 +571,19 @@ def spread(jobs: list[tuple[int, Callable[[], None]]], count: int) -> None:
         for _, job in jobs:
             job()
         return
-    pool = _executor(count)
     futures: list[Future[None]] = []
     # thread-local state, for the workers
     inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
 
-    def on_worker(job: Callable[[], None]) -> None:
-        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            job()
+    def on_worker(job: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                job()
+
+        return run
 
     try:
-        futures.extend(pool.submit(on_worker, job) for _, job in large)
+        futures.extend(_start(count, [on_worker(job) for _, job in large]))
         for cost, job in jobs:
             if cost < _MIN_PARALLEL:
                 job()
