@@ -3,7 +3,9 @@ from gives the values (and the errors) a fresh plan gives, checked against PyTor
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations, prune
+from torch.overrides import TorchFunctionMode
 
 from seeded_init import PlanError, SeededModule, derive_seed, seeded_init
 from seeded_init._plan import build_plan
@@ -313,3 +316,117 @@ def test_a_sub_layer_reset_after_a_cached_reset() -> None:
     layer(m, 2).reset_parameters()
     assert_same(snapshot(m.layers[2]), linear(m, 2))
     assert torch.equal(layer(m, 0).weight, torch.full((4, 4), 123.0))
+
+
+def test_a_sparse_buffer_leaves_resets_to_the_full_plan(builds: list[int]) -> None:
+    """A buffer without strides or storage (sparse) cannot be fingerprinted: every reset
+    builds its plan, and gives PyTorch's values."""
+
+    class Graph(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.register_buffer("adj", torch.eye(3).to_sparse())
+
+    m = Graph()
+    for _ in range(2):
+        garbage(m.fc)
+        m.reset_parameters()
+    want = reference(derive_seed(0, "fc"), lambda: nn.Linear(3, 3))
+    assert_same(snapshot(m.fc), snapshot(want))
+
+
+def test_a_removed_layer_is_freed() -> None:
+    """The cache holds no tensor and no module: deleting a layer frees its parameters."""
+    m = Net()
+    m.reset_parameters()
+    gone = weakref.ref(layer(m, 2).weight)
+    del m.layers[2]
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_layer_linked_by_another_model_is_linked_back() -> None:
+    """A layer attached to another model and removed from it again: the next reset of its
+    own model links it back, so its own reset draws as that model's part."""
+
+    class Other(SeededModule):
+        pass
+
+    m = Net()
+    m.reset_parameters()
+    other = Other()
+    other.x = layer(m, 1)
+    del other.x
+    m.reset_parameters()
+    garbage(m)
+    rng = torch.get_rng_state()
+    layer(m, 1).reset_parameters()
+    assert_same(snapshot(m.layers[1]), linear(m, 1))
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+class Const(SeededModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.v: object = 1.0
+
+    @seeded_init(scheme="constant", val=lambda self: self.v)
+    def fc(self) -> nn.Linear:
+        return nn.Linear(2, 2)
+
+
+def test_keyword_results_compare_by_type_and_bits() -> None:
+    """``True`` after ``1`` is refused as a fresh plan refuses it; ``-0.0`` after ``0.0`` is
+    written with its sign."""
+    m = Const()
+    m.v = 1
+    m.reset_parameters()
+    m.v = True
+    with pytest.raises(PlanError, match="val=True"):
+        m.reset_parameters()
+    m.v = 0.0
+    m.reset_parameters()
+    m.v = -0.0
+    m.reset_parameters()
+    assert bool(torch.signbit(m.fc.weight).all())
+
+
+def test_a_patched_nn_init_is_seen_as_by_a_fresh_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``nn.init.kaiming_uniform_`` replaced (as transformers' ``no_init_weights`` does
+    for a while), a reset calls the replacement, cached or not."""
+    calls: list[tuple[int, ...]] = []
+
+    def recording(t: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(tuple(t.shape))
+        return t
+
+    m = Net()
+    m.reset_parameters()
+    monkeypatch.setattr(nn.init, "kaiming_uniform_", recording)
+    m.reset_parameters()
+    assert calls == [(4, 4)] * 3
+
+
+def test_a_torch_function_mode_sees_the_calls_of_a_fresh_plan() -> None:
+    """Under a TorchFunctionMode a reset makes torch.nn.init's calls, cached or not."""
+    seen: list[str] = []
+
+    class Recording(TorchFunctionMode):
+        def __torch_function__(
+            self,
+            func: Callable[..., Any],
+            types: Any,
+            args: tuple[Any, ...] = (),
+            kwargs: dict[str, Any] | None = None,
+        ) -> Any:
+            seen.append(getattr(func, "__name__", ""))
+            return func(*args, **(kwargs or {}))
+
+    m = Net()
+    m.reset_parameters()
+    with Recording():
+        m.reset_parameters()
+    assert seen.count("kaiming_uniform_") == 3
+    for i in range(3):
+        assert_same(snapshot(m.layers[i]), linear(m, i))

@@ -16,8 +16,10 @@ Invariants, in plain words:
 - Only plans made of built-in fills are cached (no scheme function, no module's own reset:
   those run user code, with the checks and rollback of ``_execute``), and only for the whole
   model; a meta tensor, a per-layer reset and the construction's reset go the full way.
-- The cache holds no reference to a module: the tensors it writes are looked up by name in
-  their module's parameter (or buffer) dictionary. Attaching a module to the tree drops it.
+- The cache holds no module and no tensor (those it writes, weakly): a layer removed from the
+  model is freed as before. Attaching a module to the tree drops the cache.
+- A cached reset makes the calls a fresh plan makes, or runs the fresh plan: under a
+  TorchFunctionMode, or with a ``torch.nn.init`` function replaced, it builds one.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ from torch import nn
 from ._defaults import default_handler, plan_attributes
 from ._draw import Draw, Generators, draw_into
 from ._execute import spread
-from ._fills import direct
+from ._fills import direct, unpatched
 from ._layer import table_of
+from ._links import SubtreeReset
 from ._schemes import Fill
 from ._spec import InitSpec
+from ._torch import torch_function_mode
 from ._units import Plan, module_reset
 
 __all__ = ["Key", "cached", "fingerprint", "forget", "forget_in", "remember"]
@@ -45,7 +49,6 @@ Key = tuple[object, ...]
 
 _SLOT = "_seeded_plan_cache"  # in the root module's __dict__
 _PLAIN = (torch.Tensor, nn.Parameter)
-_SCALARS = (int, float, bool, str, type(None))
 
 
 class _Uncacheable(Exception):
@@ -100,18 +103,33 @@ def _keywords(m: nn.Module, specs: tuple[InitSpec, ...]) -> tuple[object, ...]:
                     got = call(m)
                 except Exception as exc:  # the full build reports it
                     raise _Uncacheable from exc
-                if type(got) not in _SCALARS:
-                    raise _Uncacheable
-                values.append(got)
+                values.append(_plain(got))
     return tuple(values)
+
+
+def _plain(v: object) -> object:
+    """A plain value as a key compares it: with its type (``True`` is not ``1``), a float by
+    its bits (``-0.0`` is not ``0.0``)."""
+    if v is None or type(v) is str:
+        return v
+    if isinstance(v, float):
+        return (type(v), float(v).hex())
+    if isinstance(v, int):
+        return (type(v), int(v))
+    raise _Uncacheable
 
 
 def _scalars(d: dict[str, Any], names: tuple[str, ...]) -> tuple[object, ...]:
     """The attributes ``names`` of a module (its ``__dict__``), which must be plain values."""
-    values = tuple(d.get(a) for a in names)
-    if any(type(v) not in _SCALARS for v in values):
-        raise _Uncacheable
-    return values
+    return tuple(_plain(d.get(a)) for a in names)
+
+
+def _installed_reset(d: dict[str, Any]) -> object:
+    """The ``reset_parameters`` on a module instance: none, or the one a plan installs."""
+    reset = d.get("reset_parameters")
+    if reset is not None and not isinstance(reset, SubtreeReset):
+        raise _Uncacheable  # one of the user's, which a fresh plan replaces
+    return reset
 
 
 def fingerprint(
@@ -160,6 +178,10 @@ def fingerprint(
                     tuple(map(_tensor, bs.values())),
                     tuple(hooks),
                     extra,
+                    # what a fresh plan re-installs: the layer's link to its model, its reset
+                    # (both hold the module weakly)
+                    d.get("_seeded_link"),
+                    _installed_reset(d),
                 )
             )
             stack.extend(c for c in reversed(kids.values()) if c is not None)
@@ -177,8 +199,7 @@ def fingerprint(
 class _Write:
     """One fill of a tensor, looked up by name in its module's parameters (or buffers)."""
 
-    table: dict[str, Any]
-    attr: str
+    tensor: weakref.ref[torch.Tensor]  # the key names it by id; a dead one is a miss
     fill: Fill
     fast: Fill  # the same draw as the tensor method (see _fills.direct)
     draws: bool
@@ -236,14 +257,10 @@ def remember(root: nn.Module, key: Key, plan: Plan, how: Draw) -> None:
                 continue
             if t.is_meta:
                 return
-            table: dict[str, Any] = (
-                step.module._buffers if step.buffer else step.module._parameters  # pyright: ignore[reportPrivateUsage]
-            )
             fast = direct(step.fill, t)
             writes.append(
                 _Write(
-                    table,
-                    step.attr,
+                    weakref.ref(t),
                     step.fill,
                     fast,
                     step.draws,
@@ -254,15 +271,11 @@ def remember(root: nn.Module, key: Key, plan: Plan, how: Draw) -> None:
                 )
             )
         if writes:
-            units.append(_Unit(unit.seed, sum(table_numel(w) for w in writes), tuple(writes)))
+            cost = sum(t.numel() for w in writes for t in [w.tensor()] if t is not None)
+            units.append(_Unit(unit.seed, cost, tuple(writes)))
     entry = _Entry(key, tuple(units))
     entry.jobs_for(how)  # now, while the first reset allocates anyway (the next is lean)
     root.__dict__[_SLOT] = entry
-
-
-def table_numel(w: _Write) -> int:
-    t: torch.Tensor = w.table[w.attr]
-    return t.numel()
 
 
 def forget(root: nn.Module) -> None:
@@ -280,6 +293,10 @@ def cached(root: nn.Module, key: Key | None) -> Callable[[Draw, int], None] | No
     entry = root.__dict__.get(_SLOT)
     if key is None or not isinstance(entry, _Entry) or entry.key != key:
         return None
+    if torch_function_mode() or not unpatched():
+        return None  # a mode, or a patched torch.nn.init, sees the calls a fresh plan makes
+    if any(w.tensor() is None for u in entry.units for w in u.writes):
+        return None  # a tensor was freed, and another took its id
 
     def run(how: Draw, count: int) -> None:
         with torch.no_grad():
@@ -290,13 +307,14 @@ def cached(root: nn.Module, key: Key | None) -> Callable[[Draw, int], None] | No
 
 def _job(unit: _Unit, how: Draw) -> Callable[[], None]:
     """The fills of ``unit`` from its generator, as ``_execute`` makes them (under no_grad)."""
-    writes = [(w.table, w.attr, w.fast if w.fast_under(how) else None, w) for w in unit.writes]
+    writes = [(w.tensor, w.fast if w.fast_under(how) else None, w) for w in unit.writes]
     seed = unit.seed
 
     def run() -> None:
         gens = Generators(seed)
-        for table, attr, fast, w in writes:
-            t: torch.Tensor = table[attr]
+        for ref, fast, w in writes:
+            t = ref()
+            assert t is not None  # checked by cached()
             if fast is not None:
                 fast(t, gens.on(w.device))
                 if w.zero_row is not None:

@@ -19,7 +19,7 @@ from torch.nn import init
 
 from ._types import FanMode, Nonlinearity
 
-__all__ = ["Constant", "KaimingUniform", "Normal", "Uniform", "Zeros", "direct"]
+__all__ = ["Constant", "KaimingUniform", "Normal", "Uniform", "Zeros", "direct", "unpatched"]
 
 _Fill = Callable[[torch.Tensor, torch.Generator], object]
 
@@ -103,3 +103,14 @@ def direct(fill: _Fill, t: torch.Tensor) -> _Fill:
     if isinstance(fill, Uniform | Normal | Constant | Zeros):
         return fill.draw
     return fill
+
+
+# The torch.nn.init functions these fills stand for, as torch defines them.
+_ORIGINALS = (init.uniform_, init.normal_, init.constant_, init.zeros_, init.kaiming_uniform_)
+
+
+def unpatched() -> bool:
+    """Whether ``torch.nn.init`` still holds torch's own functions for these fills (a library
+    may replace them for a while, as transformers' ``no_init_weights`` does): only then is
+    ``direct`` the same as calling the fill."""
+    return all(getattr(init, f.__name__) is f for f in _ORIGINALS)

@@ -34,6 +34,7 @@ __all__ = [
     "placement_problem",
     "pruned_names",
     "span",
+    "torch_function_mode",
     "uninitialized",
 ]
 
@@ -133,6 +134,12 @@ def uninitialized(t: torch.Tensor) -> bool:
     """
     mixin: type = nn.parameter.UninitializedTensorMixin  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
     return isinstance(t, mixin)
+
+
+def torch_function_mode() -> bool:
+    """Whether a ``TorchFunctionMode`` is active on this thread (True if torch cannot say)."""
+    check = getattr(torch._C, "_is_torch_function_mode_enabled", None)  # pyright: ignore[reportPrivateUsage]
+    return True if check is None else bool(check())
 
 
 def cuda_ready() -> bool:
