@@ -28,6 +28,7 @@ def test_benchmark_runs_and_prints_every_ratio() -> None:
         "tiny Linear(4, 4)",
         "x Linear(1024, 1024)",
         "first reset (builds the plan)",
+        "tiny Linear(4, 4) declared vs plain nn.ModuleList",
         "construction, declared vs plain nn.Module",
         "meta -> to_empty -> reset vs eager",
         "peak RSS growth",

@@ -43,7 +43,7 @@ from ._spec import InitSpec
 from ._torch import torch_function_mode
 from ._units import Plan, module_reset
 
-__all__ = ["Key", "cached", "fingerprint", "forget", "forget_in", "remember"]
+__all__ = ["Key", "cached", "fingerprint", "forget", "forget_in", "lean", "remember"]
 
 Key = tuple[object, ...]
 
@@ -228,7 +228,7 @@ _Job = tuple[int, Callable[[], None]]
 class _Entry:
     __slots__ = ("jobs", "key", "units")
 
-    def __init__(self, key: Key, units: tuple[_Unit, ...]) -> None:
+    def __init__(self, key: Key | None, units: tuple[_Unit, ...]) -> None:
         self.key = key
         self.units = units
         self.jobs: dict[Draw, list[_Job]] = {}
@@ -239,24 +239,31 @@ class _Entry:
             jobs = self.jobs[how] = [(u.cost, _job(u, how)) for u in self.units]
         return jobs
 
+    def run(self, how: Draw, count: int) -> None:
+        """Carry out the fills, drawn as ``how`` says, on ``count`` threads."""
+        with torch.no_grad():
+            spread(self.jobs_for(how), count)
 
-def remember(root: nn.Module, key: Key, plan: Plan, how: Draw) -> None:
-    """Keep ``plan`` (just built for ``root``, whose fingerprint was ``key``, and drawn as
-    ``how`` says) for the next full reset, if it is made of built-in fills of tensors with
-    storage."""
+
+def lean(plan: Plan, key: Key | None) -> _Entry | None:
+    """``plan`` compiled to run its fills directly, with the fingerprint ``key`` of the model
+    it was built for; None unless it is made of built-in fills of tensors with storage, and
+    nothing would see the calls differ (a function mode, a patched ``torch.nn.init``)."""
+    if torch_function_mode() or not unpatched():
+        return None
     units: list[_Unit] = []
     for unit in plan.units:
         if unit.fallible:
-            return
+            return None
         writes: list[_Write] = []
         for step in unit.steps:
             if step.fallback is not None or step.user:
-                return
+                return None
             t = step.tensor()
             if t is None or step.fill is None or not t.numel():
                 continue
-            if t.is_meta:
-                return
+            if t.is_meta or type(t) not in _PLAIN:
+                return None
             fast = direct(step.fill, t)
             writes.append(
                 _Write(
@@ -273,8 +280,11 @@ def remember(root: nn.Module, key: Key, plan: Plan, how: Draw) -> None:
         if writes:
             cost = sum(t.numel() for w in writes for t in [w.tensor()] if t is not None)
             units.append(_Unit(unit.seed, cost, tuple(writes)))
-    entry = _Entry(key, tuple(units))
-    entry.jobs_for(how)  # now, while the first reset allocates anyway (the next is lean)
+    return _Entry(key, tuple(units))
+
+
+def remember(root: nn.Module, entry: _Entry) -> None:
+    """Keep ``entry`` (just run on ``root``) for its next full reset."""
     root.__dict__[_SLOT] = entry
 
 
@@ -288,8 +298,8 @@ def forget_in(state: dict[str, object]) -> None:
     state.pop(_SLOT, None)
 
 
-def cached(root: nn.Module, key: Key | None) -> Callable[[Draw, int], None] | None:
-    """The run of ``root``'s cached plan if it was built from ``key``, else None."""
+def cached(root: nn.Module, key: Key | None) -> _Entry | None:
+    """``root``'s cached plan if it was built from ``key`` and can run lean now, else None."""
     entry = root.__dict__.get(_SLOT)
     if key is None or not isinstance(entry, _Entry) or entry.key != key:
         return None
@@ -297,12 +307,7 @@ def cached(root: nn.Module, key: Key | None) -> Callable[[Draw, int], None] | No
         return None  # a mode, or a patched torch.nn.init, sees the calls a fresh plan makes
     if any(w.tensor() is None for u in entry.units for w in u.writes):
         return None  # a tensor was freed, and another took its id
-
-    def run(how: Draw, count: int) -> None:
-        with torch.no_grad():
-            spread(entry.jobs_for(how), count)
-
-    return run
+    return entry
 
 
 def _job(unit: _Unit, how: Draw) -> Callable[[], None]:

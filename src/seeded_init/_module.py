@@ -12,7 +12,7 @@ from torch.nn.modules.module import register_module_module_registration_hook
 from torch.nn.utils.parametrize import ParametrizationList
 
 from ._build import check_assigned, under_construction
-from ._cache import cached, fingerprint, forget, forget_in, remember
+from ._cache import cached, fingerprint, forget, forget_in, lean, remember
 from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
 from ._draw import Draw, DrawOn, check_draw
@@ -210,14 +210,18 @@ def reset_tree(
         args = _plan_args(root, prefix, seed)
         # A whole-model reset of a model unchanged since the last one reuses its plan.
         key = None if construction or part else fingerprint(*args, SeededModule)
-        run = cached(root, key)
-        if run is not None:
-            run(how, thread_count(threads))
+        entry = cached(root, key)
+        if entry is not None:
+            entry.run(how, thread_count(threads))
             return
         with parametrized_tensors(root) as stand_ins:
             plan = build_plan(*args)
             saved = _saved(root, part) if stand_ins else []
-            execute(plan, part, construction, how, threads)
+            entry = None if part or stand_ins else lean(plan, key)
+            if entry is not None:  # built-in fills only: run as a cached plan runs
+                entry.run(how, thread_count(threads))
+            else:
+                execute(plan, part, construction, how, threads)
             try:
                 pending = inverses(stand_ins, part, plan.root_seed)
             except PlanError as exc:
@@ -228,8 +232,8 @@ def reset_tree(
                     f"{exc}; every tensor the reset wrote was restored to its value before it"
                 ) from exc
         write_back(pending)
-        if key is not None and not stand_ins:
-            remember(root, key, plan, how)
+        if entry is not None and key is not None:  # a whole-model reset, not construction
+            remember(root, entry)
     except BaseException:
         for u in reversed(undo):  # an error changes nothing: the names stay untied
             u()
