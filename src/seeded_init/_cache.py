@@ -5,8 +5,8 @@ fill of a small layer. The second and later ``reset_parameters()`` of a model wh
 not changed carry out the fills that the last plan found, without building it again.
 
 Invariants, in plain words:
-- A cached plan is used only while the model's fingerprint (``fingerprint``) is equal to the
-  one it was built from. The fingerprint holds everything a plan is computed from: the tree
+- A cached plan is used only while the model's key (``model_key``) is equal to the one it
+  was built from. The key holds everything a plan is computed from: the tree
   (each module's identity, type, children, tensors and forward pre-hooks), each tensor's
   identity, type, dtype, device, shape, strides, offset, address and inference flag, the
   layer attributes the PyTorch defaults read (``padding_idx``...), each declaration's
@@ -43,7 +43,7 @@ from ._spec import InitSpec
 from ._torch import torch_function_mode
 from ._units import Plan, module_reset
 
-__all__ = ["Key", "cached", "fingerprint", "forget", "forget_in", "lean", "remember"]
+__all__ = ["Key", "cached", "forget", "forget_in", "lean", "model_key", "remember"]
 
 Key = tuple[object, ...]
 
@@ -52,7 +52,7 @@ _PLAIN = (torch.Tensor, nn.Parameter)
 
 
 class _Uncacheable(Exception):
-    """The model holds something the fingerprint cannot stand for."""
+    """The model holds something the key cannot stand for."""
 
 
 def _tensor(t: torch.Tensor | None) -> object:
@@ -132,7 +132,7 @@ def _installed_reset(d: dict[str, Any]) -> object:
     return reset
 
 
-def fingerprint(
+def model_key(
     root: nn.Module, root_seed: int, seeds: dict[str, int], seeded: type[nn.Module]
 ) -> Key | None:
     """What a plan of ``root`` for these seeds is computed from; None if it cannot be said."""
@@ -246,7 +246,7 @@ class _Entry:
 
 
 def lean(plan: Plan, key: Key | None) -> _Entry | None:
-    """``plan`` compiled to run its fills directly, with the fingerprint ``key`` of the model
+    """``plan`` compiled to run its fills directly, with the key ``key`` of the model
     it was built for; None unless it is made of built-in fills of tensors with storage, and
     nothing would see the calls differ (a function mode, a patched ``torch.nn.init``)."""
     if torch_function_mode() or not unpatched():

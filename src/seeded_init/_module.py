@@ -12,7 +12,7 @@ from torch.nn.modules.module import register_module_module_registration_hook
 from torch.nn.utils.parametrize import ParametrizationList
 
 from ._build import check_assigned, under_construction
-from ._cache import cached, fingerprint, forget, forget_in, lean, remember
+from ._cache import cached, forget, forget_in, lean, model_key, remember
 from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
 from ._draw import Draw, DrawOn, check_draw
@@ -209,7 +209,7 @@ def reset_tree(
         part = join(prefix, within)
         args = _plan_args(root, prefix, seed)
         # A whole-model reset of a model unchanged since the last one reuses its plan.
-        key = None if construction or part else fingerprint(*args, SeededModule)
+        key = None if construction or part else model_key(*args, SeededModule)
         entry = cached(root, key)
         if entry is not None:
             entry.run(how, thread_count(threads))
