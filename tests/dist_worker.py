@@ -20,7 +20,7 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, distribute_tensor
 from torch.nn.parallel import DistributedDataParallel
 
-from seeded_init import PlanError, SeededModule, seeded_init
+from seeded_init import PlanError, SeededModule, fingerprint, seeded_init
 
 from .helpers import gpt_example, manual_seed
 
@@ -135,6 +135,7 @@ def main(argv: list[str]) -> int:
     model.reset_parameters()
     seen["fsdp/class"] = type(model).__name__
     seen["fsdp/full"] = full(model)
+    seen["fsdp/fingerprint"] = fingerprint(model).digest  # each shard's full tensor, gathered
     seen["fsdp/tied"] = model.lm_head.weight is model.wte.weight
     with torch.no_grad():
         seen["fsdp/forward"] = model(torch.arange(16).reshape(2, 8)).detach().clone()

@@ -16,6 +16,8 @@ import pytest
 import torch
 from torch import nn
 
+from seeded_init import fingerprint
+
 from .helpers import (
     assert_same,
     gpt_example,
@@ -138,6 +140,7 @@ def test_fsdp2_recipe_matches_eager_init_and_forward(ranks: list[Seen]) -> None:
         assert seen["fsdp/tied"] is True
         got = _tensors(seen, "fsdp/full")
         assert_same(got, snapshot(eager))
+        assert seen["fsdp/fingerprint"] == fingerprint(eager).digest
         forward = seen["fsdp/forward"]
         assert isinstance(forward, torch.Tensor)
         assert torch.equal(forward, want)

@@ -23,6 +23,8 @@ from ._errors import PlanError as PlanError
 from ._errors import SeedCollisionError as SeedCollisionError
 from ._errors import SeededInitError as SeededInitError
 from ._errors import SeedError as SeedError
+from ._fingerprint import Fingerprint as Fingerprint
+from ._fingerprint import fingerprint as fingerprint
 from ._layer import Declaration as Declaration
 from ._layer import DeclaredLayer as DeclaredLayer
 from ._module import SeededModule as SeededModule
@@ -51,6 +53,7 @@ __all__ = [
     "Dirac",
     "DrawOn",
     "FanMode",
+    "Fingerprint",
     "InitFn",
     "InitPlan",
     "InitSpec",
@@ -77,6 +80,7 @@ __all__ = [
     "XavierUniform",
     "declarations",
     "derive_seed",
+    "fingerprint",
     "seeded_init",
 ]
 
