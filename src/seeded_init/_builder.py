@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -460,6 +460,7 @@ class Builder:
                         fill,
                         SCHEMES[spec.scheme].draws,
                         rule_text(spec.scheme, kwargs),
+                        keywords=cast("dict[str, float | int | str | None]", dict(kwargs)),
                     )
                 )
             else:

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.modules.rnn import RNNBase, RNNCellBase
 
 from ._errors import PlanError
-from ._fills import Constant, KaimingUniform, Normal, Uniform, Zeros
+from ._fills import Constant, KaimingUniform, Normal, Ones, Uniform, Zeros
 from ._schemes import Fill
 from ._steps import Step
 from ._torch import ConvNd, NormBase, buffers, children, fan_in, is_lazy, params
@@ -39,7 +39,7 @@ def _step(m: nn.Module, path: str, attr: str, fill: Fill, rule: str, draws: bool
 
 
 _kaiming_a_sqrt5 = KaimingUniform(_SQRT5)
-_ones = Constant(1.0)
+_ones = Ones()
 _zeros = Zeros()
 
 

@@ -19,7 +19,17 @@ from torch.nn import init
 
 from ._types import FanMode, Nonlinearity
 
-__all__ = ["Constant", "KaimingUniform", "Normal", "Uniform", "Zeros", "direct", "unpatched"]
+__all__ = [
+    "Constant",
+    "KaimingUniform",
+    "Normal",
+    "Ones",
+    "Uniform",
+    "Zeros",
+    "direct",
+    "keywords_of",
+    "unpatched",
+]
 
 _Fill = Callable[[torch.Tensor, torch.Generator], object]
 
@@ -54,7 +64,7 @@ class Normal:
 
 @dataclass(frozen=True, slots=True)
 class Constant:
-    """``init.constant_(t, value)`` (``init.ones_`` for 1.0)."""
+    """``init.constant_(t, value)``."""
 
     value: float
 
@@ -63,6 +73,17 @@ class Constant:
 
     def draw(self, t: torch.Tensor, g: torch.Generator) -> object:
         return t.fill_(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Ones:
+    """``init.ones_(t)``."""
+
+    def __call__(self, t: torch.Tensor, g: torch.Generator) -> object:
+        return init.ones_(t)
+
+    def draw(self, t: torch.Tensor, g: torch.Generator) -> object:
+        return t.fill_(1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +121,20 @@ def direct(fill: _Fill, t: torch.Tensor) -> _Fill:
     """``fill`` for the tensor ``t`` as the tensor method it ends in (itself if unknown)."""
     if isinstance(fill, KaimingUniform):
         fill = fill.bounds(t)
-    if isinstance(fill, Uniform | Normal | Constant | Zeros):
+    if isinstance(fill, Uniform | Normal | Constant | Ones | Zeros):
         return fill.draw
     return fill
 
 
 # The torch.nn.init functions these fills stand for, as torch defines them.
-_ORIGINALS = (init.uniform_, init.normal_, init.constant_, init.zeros_, init.kaiming_uniform_)
+_ORIGINALS = (
+    init.uniform_,
+    init.normal_,
+    init.constant_,
+    init.ones_,
+    init.zeros_,
+    init.kaiming_uniform_,
+)
 
 
 def unpatched() -> bool:
@@ -114,3 +142,16 @@ def unpatched() -> bool:
     may replace them for a while, as transformers' ``no_init_weights`` does): only then is
     ``direct`` the same as calling the fill."""
     return all(getattr(init, f.__name__) is f for f in _ORIGINALS)
+
+
+def keywords_of(fill: _Fill) -> dict[str, float | int | str | None]:
+    """The ``torch.nn.init`` keywords a fill stands for (none for a fill it cannot say)."""
+    if isinstance(fill, Uniform):
+        return {"a": fill.low, "b": fill.high}
+    if isinstance(fill, Normal):
+        return {"mean": fill.mean, "std": fill.std}
+    if isinstance(fill, Constant):
+        return {"val": fill.value}
+    if isinstance(fill, KaimingUniform):
+        return {"a": fill.a, "mode": fill.mode, "nonlinearity": fill.nonlinearity}
+    return {}

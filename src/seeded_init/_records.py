@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Literal, cast
 
 import torch
 
@@ -27,6 +29,14 @@ class ParamInit:
         dtype: the tensor's dtype.
         tied_to: for a second name of a tied tensor (a head sharing the embedding's weight),
             the path whose record says how it is drawn; None otherwise.
+        device: the tensor's device, e.g. ``"cpu"``, ``"cuda:0"`` or ``"meta"``.
+        fan_in: PyTorch's fan_in (``torch.nn.init``) of the full (global) shape; None for a
+            tensor of fewer than 2 dimensions.
+        fan_out: the same for fan_out.
+        keywords: the keywords of the rule (``{"mean": 0.0, "std": 0.02}``), as
+            ``torch.nn.init`` takes them; empty where the rule has none or is a module's own.
+        fallback: whether the layer's own ``reset_parameters()`` draws it (a layer type
+            seeded-init does not replay), from the layer's generator.
     """
 
     path: str
@@ -39,6 +49,13 @@ class ParamInit:
     shape: tuple[int, ...]
     dtype: torch.dtype
     tied_to: str | None = None
+    device: str = "cpu"
+    fan_in: int | None = None
+    fan_out: int | None = None
+    keywords: Mapping[str, float | int | str | None] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,41 @@ class InitPlan:
                 return entry
         raise KeyError(f"no tensor {path!r} in this plan; known: {[e.path for e in self.entries]}")
 
+    def to_json(self) -> str:
+        """The plan as JSON (``InitPlan.from_json`` reads it back, equal to this one)."""
+        entries: list[dict[str, object]] = []
+        for e in self.entries:
+            record = {f.name: getattr(e, f.name) for f in fields(e)}
+            record["dtype"] = str(e.dtype).removeprefix("torch.")
+            record["shape"] = list(e.shape)
+            record["keywords"] = dict(e.keywords)
+            entries.append(record)
+        return json.dumps({"format": _FORMAT, "root_seed": self.root_seed, "entries": entries})
+
+    @classmethod
+    def from_json(cls, text: str) -> InitPlan:
+        """The plan ``to_json`` wrote.
+
+        Raises:
+            ValueError: ``text`` is not such a plan.
+        """
+        try:
+            data: object = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("it is not a JSON object")
+            raw = cast("dict[str, object]", data)
+            if raw.get("format") != _FORMAT:
+                raise ValueError(f"its format is not {_FORMAT!r}")
+            entries = [_entry(e) for e in cast("list[dict[str, object]]", raw["entries"])]
+            root_seed = raw["root_seed"]
+            if type(root_seed) is not int:
+                raise ValueError(f"root_seed is {root_seed!r}, not an int")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(
+                f"InitPlan.from_json: not an init plan written by to_json: {exc}"
+            ) from exc
+        return cls(root_seed, tuple(entries))
+
     def __str__(self) -> str:
         rows = [("tensor", "shape", "rule", "seed", "declared by")]
         for e in self.entries:
@@ -80,3 +132,23 @@ class InitPlan:
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join([f"root seed {self.root_seed}", *lines])
+
+
+_FORMAT = "seeded-init/plan/v1"
+
+
+def _entry(record: dict[str, object]) -> ParamInit:
+    """One record of ``InitPlan.to_json``'s output, checked field by field."""
+    names = [f for f in ParamInit.__dataclass_fields__]
+    if sorted(record) != sorted(names):
+        raise ValueError(f"a record has fields {sorted(record)}, not {sorted(names)}")
+    dtype = getattr(torch, str(record["dtype"]), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype {record['dtype']!r} is not a torch dtype")
+    shape = cast("list[int]", record["shape"])
+    keywords = cast("dict[str, float | int | str | None]", record["keywords"])
+    if record["seed_source"] not in ("explicit", "derived"):
+        raise ValueError(f"seed_source {record['seed_source']!r}")
+    fields = {**record, "dtype": dtype, "shape": tuple(int(n) for n in shape)}
+    fields["keywords"] = MappingProxyType(dict(keywords))
+    return ParamInit(**cast("dict[str, Any]", fields))

@@ -18,7 +18,7 @@ from torch.nn import init
 from typing_extensions import Never
 
 from ._errors import DeclarationError
-from ._fills import Constant, KaimingUniform, Normal, Uniform, Zeros
+from ._fills import Constant, KaimingUniform, Normal, Ones, Uniform, Zeros
 from ._torch import fans
 from ._types import FanMode, Nonlinearity, SchemeName
 
@@ -338,7 +338,7 @@ def make_fill(scheme: str, kw: Mapping[str, KwValue]) -> Fill | None:
     if scheme == "zeros":
         return Zeros()
     if scheme == "ones":
-        return Constant(1.0)
+        return Ones()
     if scheme == "constant":
         return Constant(_num(kw, "val"))
     if scheme == "eye":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +36,7 @@ class Step:
     foreign: frozenset[int] = frozenset()  # ids of tensors a fallback must leave as they are
     exempt: frozenset[int] = frozenset()  # ids of its module's tensors other steps write
     missing: str = ""  # a placeholder for a tensor with no rule: why, if no params= rule comes
+    keywords: Mapping[str, float | int | str | None] | None = None  # a scheme's, for records
 
     def tensor(self) -> torch.Tensor | None:
         """The tensor this step writes, looked up now (``to_empty`` replaces parameters)."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 import torch
 from torch import nn
 
+from ._fills import keywords_of
 from ._records import InitPlan, ParamInit
 from ._steps import Step
-from ._torch import uninitialized
+from ._torch import fans, uninitialized
 
 __all__ = [
     "Plan",
@@ -61,6 +63,10 @@ class Plan:
                         continue
                     old = seen.get(path)
                     rule = step.rule if old is None else f"{old.rule} -> {step.rule}"
+                    keywords = step.keywords
+                    if keywords is None:
+                        keywords = keywords_of(step.fill) if step.fill is not None else {}
+                    fan_in, fan_out = fans(tensor) if tensor.dim() >= 2 else (None, None)
                     seen[path] = ParamInit(
                         path,
                         unit.path,
@@ -71,6 +77,11 @@ class Plan:
                         unit.declared_by,
                         tuple(tensor.shape),
                         tensor.dtype,
+                        device=str(tensor.device),
+                        fan_in=fan_in,
+                        fan_out=fan_out,
+                        keywords=MappingProxyType(dict(keywords)),
+                        fallback=step.fallback is not None,
                     )
                     first_path.setdefault(id(tensor), path)
         state = self.root.state_dict(keep_vars=True)
