@@ -158,3 +158,47 @@ def test_from_json_refuses_what_to_json_did_not_write(case: str) -> None:
     text, message = _bad(case)
     with pytest.raises(ValueError, match=message):
         InitPlan.from_json(text)
+
+
+def test_diff_of_an_architecture_change() -> None:
+    """Adding a layer, rescaling a declaration and a new root seed: the diff names each."""
+
+    class Before(SeededModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+
+        @seeded_init(scheme="normal", std=0.02, seed=3)
+        def head(self) -> nn.Linear:
+            return nn.Linear(4, 2)
+
+    class After(SeededModule):
+        def __init__(self) -> None:
+            super().__init__(seed=1)
+            self.a = nn.Linear(4, 4)
+            self.b = nn.Linear(4, 4)
+
+        @seeded_init(scheme="normal", std=0.01, seed=3)
+        def head(self) -> nn.Linear:
+            return nn.Linear(4, 2)
+
+    before, after = Before().init_plan(), After().init_plan()
+    d = before.diff(after)
+    assert d and not before.diff(InitPlan.from_json(before.to_json()))
+    assert str(before.diff(before)) == "no change"
+    assert [e.path for e in d.added] == ["b.weight", "b.bias"] and d.removed == ()
+    changed = {a.path: (a, b) for a, b in d.changed}
+    # a's seed is derived from the root seed, which changed; head's is explicit, but its
+    # declaring class is another
+    assert set(changed) == {"a.weight", "a.bias", "head.weight", "head.bias"}
+    old, new = changed["head.weight"]
+    assert (old.keywords["std"], new.keywords["std"]) == (0.02, 0.01)
+    assert old.seed == new.seed == 3
+    text = str(d).splitlines()
+    assert text[0] == "root seed 0 -> 1"
+    assert "+ b.weight  4x4 kaiming_uniform(a=sqrt(5))" in text[1]
+    line = next(x for x in text if x.startswith("~ head.weight  "))
+    assert "rule normal(std=0.02) -> normal(std=0.01)" in line
+    assert "<locals>.Before.head -> " in line and line.count("declared_by") == 1
+    assert "keywords {'mean': 0.0, 'std': 0.02} -> {'mean': 0.0, 'std': 0.01}" in line
+    assert after.diff(before).removed == d.added

@@ -31,6 +31,7 @@ from ._module import SeededModule as SeededModule
 from ._module import declarations as declarations
 from ._records import InitPlan as InitPlan
 from ._records import ParamInit as ParamInit
+from ._records import PlanDiff as PlanDiff
 from ._seeds import DEFAULT_ROOT_SEED as DEFAULT_ROOT_SEED
 from ._seeds import derive_seed as derive_seed
 from ._spec import InitSpec as InitSpec
@@ -64,6 +65,7 @@ __all__ = [
     "Orthogonal",
     "ParamInit",
     "PartInit",
+    "PlanDiff",
     "PlanError",
     "Scalar",
     "Scheme",

@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 
 import torch
 
-__all__ = ["InitPlan", "ParamInit"]
+__all__ = ["InitPlan", "ParamInit", "PlanDiff"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,23 @@ class InitPlan:
                 return entry
         raise KeyError(f"no tensor {path!r} in this plan; known: {[e.path for e in self.entries]}")
 
+    def diff(self, other: InitPlan) -> PlanDiff:
+        """What changes from this plan to ``other`` (a model after an architecture change, a
+        new seed): the tensors added, removed, and drawn otherwise."""
+        mine = {e.path: e for e in self.entries}
+        theirs = {e.path: e for e in other.entries}
+        return PlanDiff(
+            self.root_seed,
+            other.root_seed,
+            tuple(e for e in other.entries if e.path not in mine),
+            tuple(e for e in self.entries if e.path not in theirs),
+            tuple(
+                (e, theirs[e.path])
+                for e in self.entries
+                if e.path in theirs and theirs[e.path] != e
+            ),
+        )
+
     def to_json(self) -> str:
         """The plan as JSON (``InitPlan.from_json`` reads it back, equal to this one)."""
         entries: list[dict[str, object]] = []
@@ -152,3 +169,60 @@ def _entry(record: dict[str, object]) -> ParamInit:
     fields = {**record, "dtype": dtype, "shape": tuple(int(n) for n in shape)}
     fields["keywords"] = MappingProxyType(dict(keywords))
     return ParamInit(**cast("dict[str, Any]", fields))
+
+
+@dataclass(frozen=True)
+class PlanDiff:
+    """The difference of two init plans (``before.diff(after)``); false when there is none.
+
+    Attributes:
+        root_seed_before: the root seed before.
+        root_seed_after: and after.
+        added: the records of tensors only ``after`` has.
+        removed: the records of tensors only ``before`` has.
+        changed: (before, after) records of the tensors both have, drawn otherwise.
+    """
+
+    root_seed_before: int
+    root_seed_after: int
+    added: tuple[ParamInit, ...]
+    removed: tuple[ParamInit, ...]
+    changed: tuple[tuple[ParamInit, ParamInit], ...]
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.added
+            or self.removed
+            or self.changed
+            or self.root_seed_before != self.root_seed_after
+        )
+
+    def __str__(self) -> str:
+        if not self:
+            return "no change"
+        lines: list[str] = []
+        if self.root_seed_before != self.root_seed_after:
+            lines.append(f"root seed {self.root_seed_before} -> {self.root_seed_after}")
+        lines += [f"+ {e.path}  {_brief(e)}" for e in self.added]
+        lines += [f"- {e.path}  {_brief(e)}" for e in self.removed]
+        for a, b in self.changed:
+            what = [
+                f"{f.name} {_show(getattr(a, f.name))} -> {_show(getattr(b, f.name))}"
+                for f in fields(a)
+                if getattr(a, f.name) != getattr(b, f.name)
+            ]
+            lines.append(f"~ {a.path}  " + "; ".join(what))
+        return "\n".join(lines)
+
+
+def _brief(e: ParamInit) -> str:
+    shape = "x".join(map(str, e.shape)) or "()"
+    return f"{shape} {e.rule} seed {e.seed} ({e.seed_source})"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, Mapping):
+        return repr(dict(cast("Mapping[str, object]", value)))
+    if isinstance(value, tuple):
+        return "x".join(map(str, cast("tuple[object, ...]", value))) or "()"
+    return str(value)
