@@ -147,13 +147,49 @@ def _bad(case: str) -> tuple[str, str]:
             "dtype 'float33' is not a torch dtype",
         ),
         "fields": (json.dumps({**data, "entries": [{"path": "x"}]}), "a record has fields"),
+        "entries": (json.dumps({**data, "entries": {"a": 1}}), "entries are not a list"),
     }
+    for name, value, message in [
+        ("seed", "3", "seed is '3', not a count"),
+        ("seed", 2**64, "is not below 2\\*\\*64"),
+        ("shape", [2.0, 3], "shape is 2.0, not a count"),
+        ("shape", [-1], "shape is -1, not a count"),
+        ("fallback", 0, "fallback is 0, not true or false"),
+        ("keywords", {"std": [1]}, "keywords .* are not names with numbers"),
+        ("device", "gpu:x", "device 'gpu:x' is not a torch device"),
+        ("dtype", "Tensor", "dtype 'Tensor' is not a torch dtype"),
+        ("fan_in", True, "fan_in is True, not a count"),
+        ("tied_to", 7, "tied_to is 7, not a string"),
+        ("seed_source", "chosen", "seed_source is 'chosen'"),
+    ]:
+        bad = json.dumps({**data, "entries": [{**first, name: value}]})
+        cases[f"{name}={value!r}"] = (bad, message)
     return cases[case]
 
 
-@pytest.mark.parametrize(
-    "case", ["not json", "not an object", "format", "root seed", "dtype", "fields"]
-)
+CASES = [
+    "not json",
+    "not an object",
+    "format",
+    "root seed",
+    "dtype",
+    "fields",
+    "entries",
+    "seed='3'",
+    f"seed={2**64!r}",
+    "shape=[2.0, 3]",
+    "shape=[-1]",
+    "fallback=0",
+    "keywords={'std': [1]}",
+    "device='gpu:x'",
+    "dtype='Tensor'",
+    "fan_in=True",
+    "tied_to=7",
+    "seed_source='chosen'",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_from_json_refuses_what_to_json_did_not_write(case: str) -> None:
     text, message = _bad(case)
     with pytest.raises(ValueError, match=message):

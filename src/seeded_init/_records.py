@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import torch
 
@@ -125,10 +125,13 @@ class InitPlan:
             raw = cast("dict[str, object]", data)
             if raw.get("format") != _FORMAT:
                 raise ValueError(f"its format is not {_FORMAT!r}")
-            entries = [_entry(e) for e in cast("list[dict[str, object]]", raw["entries"])]
+            listed = raw["entries"]
+            if not isinstance(listed, list):
+                raise ValueError("its entries are not a list")
+            entries = [_entry(e) for e in cast("list[object]", listed)]
             root_seed = raw["root_seed"]
-            if type(root_seed) is not int:
-                raise ValueError(f"root_seed is {root_seed!r}, not an int")
+            if type(root_seed) is not int or not 0 <= root_seed < 2**64:
+                raise ValueError(f"root_seed is {root_seed!r}, not an int in [0, 2**64)")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(
                 f"InitPlan.from_json: not an init plan written by to_json: {exc}"
@@ -154,21 +157,74 @@ class InitPlan:
 _FORMAT = "seeded-init/plan/v1"
 
 
-def _entry(record: dict[str, object]) -> ParamInit:
+def _entry(record: object) -> ParamInit:
     """One record of ``InitPlan.to_json``'s output, checked field by field."""
-    names = [f for f in ParamInit.__dataclass_fields__]
-    if sorted(record) != sorted(names):
-        raise ValueError(f"a record has fields {sorted(record)}, not {sorted(names)}")
-    dtype = getattr(torch, str(record["dtype"]), None)
+    if not isinstance(record, dict):
+        raise ValueError(f"a record is {type(record).__name__}, not an object")
+    r = cast("dict[str, object]", record)
+    names = list(ParamInit.__dataclass_fields__)
+    if sorted(r) != sorted(names):
+        raise ValueError(f"a record has fields {sorted(r)}, not {sorted(names)}")
+    where = f"record {r['path']!r}"
+
+    def text(name: str, optional: bool = False) -> str | None:
+        value = r[name]
+        if isinstance(value, str) or (optional and value is None):
+            return value
+        raise ValueError(f"{where}: {name} is {value!r}, not a string")
+
+    def count(name: str, value: object, optional: bool = False) -> int | None:
+        if optional and value is None:
+            return None
+        if type(value) is not int or value < 0:
+            raise ValueError(f"{where}: {name} is {value!r}, not a count")
+        return value
+
+    seed = count("seed", r["seed"])
+    assert seed is not None
+    if seed >= 2**64:
+        raise ValueError(f"{where}: seed {seed} is not below 2**64")
+    source = r["seed_source"]
+    if source not in ("explicit", "derived"):
+        raise ValueError(f"{where}: seed_source is {source!r}, not 'explicit' or 'derived'")
+    dtype = getattr(torch, r["dtype"], None) if isinstance(r["dtype"], str) else None
     if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"dtype {record['dtype']!r} is not a torch dtype")
-    shape = cast("list[int]", record["shape"])
-    keywords = cast("dict[str, float | int | str | None]", record["keywords"])
-    if record["seed_source"] not in ("explicit", "derived"):
-        raise ValueError(f"seed_source {record['seed_source']!r}")
-    fields = {**record, "dtype": dtype, "shape": tuple(int(n) for n in shape)}
-    fields["keywords"] = MappingProxyType(dict(keywords))
-    return ParamInit(**cast("dict[str, Any]", fields))
+        raise ValueError(f"{where}: dtype {r['dtype']!r} is not a torch dtype")
+    shape = r["shape"]
+    if not isinstance(shape, list):
+        raise ValueError(f"{where}: shape is {shape!r}, not a list")
+    dims = tuple(count("shape", n) or 0 for n in cast("list[object]", shape))
+    device = text("device")
+    assert device is not None
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"{where}: device {device!r} is not a torch device") from exc
+    keywords = r["keywords"]
+    if not isinstance(keywords, dict) or not all(
+        isinstance(k, str) and (v is None or type(v) in (int, float, str))
+        for k, v in cast("dict[object, object]", keywords).items()
+    ):
+        raise ValueError(f"{where}: keywords {keywords!r} are not names with numbers or strings")
+    if type(r["fallback"]) is not bool:
+        raise ValueError(f"{where}: fallback is {r['fallback']!r}, not true or false")
+    return ParamInit(
+        path=cast(str, text("path")),
+        layer=cast(str, text("layer")),
+        scheme=cast(str, text("scheme")),
+        rule=cast(str, text("rule")),
+        seed=seed,
+        seed_source="explicit" if source == "explicit" else "derived",
+        declared_by=text("declared_by", optional=True),
+        shape=dims,
+        dtype=dtype,
+        tied_to=text("tied_to", optional=True),
+        device=device,
+        fan_in=count("fan_in", r["fan_in"], optional=True),
+        fan_out=count("fan_out", r["fan_out"], optional=True),
+        keywords=MappingProxyType(dict(cast("dict[str, float | int | str | None]", keywords))),
+        fallback=bool(r["fallback"]),
+    )
 
 
 @dataclass(frozen=True)
