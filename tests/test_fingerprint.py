@@ -66,7 +66,8 @@ def test_digests_are_the_documented_sha256() -> None:
     whole = hashlib.sha256(TAG + b"model\0")
     for name, t in state.items():
         assert fp.tensors[name] == by_hand(t), name
-        whole.update(name.encode() + b"\0" + by_hand(t).encode() + b"\n")
+        key = name.encode()
+        whole.update(len(key).to_bytes(8, "big") + key + by_hand(t).encode())
     assert fp.digest == whole.hexdigest() == str(fp)
 
 
@@ -150,3 +151,41 @@ def test_the_record_is_frozen() -> None:
         fp.digest = "x"  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
     with pytest.raises(TypeError):
         fp.tensors["fc.bias"] = "x"  # type: ignore[index]  # pyright: ignore[reportIndexIssue]
+
+
+def test_names_cannot_run_into_each_other() -> None:
+    """One tensor whose name holds another's digest is not two tensors."""
+    a, b = torch.ones(2), torch.zeros(3)
+    two = nn.Module()
+    two.register_buffer("a", a)
+    two.register_buffer("b", b)
+    one = nn.Module()
+    one.register_buffer("a\0" + fingerprint(two).tensors["a"] + "\nb", b)
+    assert fingerprint(one).digest != fingerprint(two).digest
+
+
+def test_conjugate_and_negative_views_are_their_values() -> None:
+    z = torch.randn(3, dtype=torch.complex64)
+    lazy, plain = nn.Module(), nn.Module()
+    lazy.register_buffer("z", z.conj())
+    plain.register_buffer("z", z.conj().resolve_conj())
+    assert lazy.get_buffer("z").is_conj()
+    assert fingerprint(lazy) == fingerprint(plain)
+    assert fingerprint(plain).tensors["z"] == by_hand(z.conj().resolve_conj())
+
+
+def test_extra_state_is_left_out() -> None:
+    class Stateful(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(2))
+
+        def get_extra_state(self) -> object:
+            return {"step": 3}
+
+        def set_extra_state(self, state: object) -> None:
+            pass
+
+    fp = fingerprint(Stateful())
+    assert list(fp.tensors) == ["w"]
+    assert fp.tensors["w"] == by_hand(torch.ones(2))

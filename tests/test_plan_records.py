@@ -148,6 +148,16 @@ def _bad(case: str) -> tuple[str, str]:
         ),
         "fields": (json.dumps({**data, "entries": [{"path": "x"}]}), "a record has fields"),
         "entries": (json.dumps({**data, "entries": {"a": 1}}), "entries are not a list"),
+        "extra key": (json.dumps({**data, "note": 1}), "it has keys"),
+        "deep": ("[" * 100_000 + "]" * 100_000, "not an init plan"),
+        "dangling tie": (
+            json.dumps({**data, "entries": [{**first, "tied_to": "nowhere"}]}),
+            "is tied to 'nowhere', which the plan does not hold",
+        ),
+        "surrogate": (
+            json.dumps({**data, "entries": [{**first, "path": "\ud800"}]}),
+            "path is not valid Unicode",
+        ),
     }
     for name, value, message in [
         ("seed", "3", "seed is '3', not a count"),
@@ -175,6 +185,10 @@ CASES = [
     "dtype",
     "fields",
     "entries",
+    "extra key",
+    "deep",
+    "dangling tie",
+    "surrogate",
     "seed='3'",
     f"seed={2**64!r}",
     "shape=[2.0, 3]",

@@ -2,8 +2,10 @@
 
 A tensor's digest is the SHA-256 of a tag, its dtype, its shape and its elements' bytes in
 row-major order and little-endian byte order, whatever its device, strides or memory format;
-the model's is the SHA-256 of the tag and each ``state_dict()`` name with its tensor's digest,
-in order. Two runs that print the same model digest started from the same weights.
+the model's is the SHA-256 of the tag and, for each ``state_dict()`` tensor in order, its name's
+length (8 bytes, big-endian), its name (UTF-8) and its digest (64 hexadecimal characters).
+Extra state (``get_extra_state``) is not a tensor and not part of it. Two runs that print the
+same model digest started from the same weights.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Fingerprint:
     """The digests of a model's tensors and of the whole model (SHA-256, hexadecimal).
 
     Attributes:
-        digest: of the whole model: every ``state_dict()`` name and tensor, in order.
+        digest: of the whole model: every ``state_dict()`` tensor's name and digest, in order.
         tensors: each tensor's digest by its ``state_dict()`` name.
     """
 
@@ -60,8 +62,11 @@ def fingerprint(model: nn.Module) -> Fingerprint:
     tensors: dict[str, str] = {}
     whole = hashlib.sha256(_TAG + b"model\0")
     for name, t in model.state_dict(keep_vars=True).items():
+        if not isinstance(t, torch.Tensor):
+            continue  # a module's extra state (get_extra_state), not a tensor
         tensors[name] = digest = tensor_digest(t, name)
-        whole.update(name.encode() + b"\0" + digest.encode() + b"\n")
+        key = name.encode("utf-8", "surrogatepass")
+        whole.update(len(key).to_bytes(8, "big") + key + digest.encode())
     return Fingerprint(whole.hexdigest(), MappingProxyType(tensors))
 
 
@@ -84,11 +89,12 @@ def tensor_digest(t: torch.Tensor, name: str = "tensor") -> str:
     if t.layout != torch.strided:
         t = t.to_dense()
     h = hashlib.sha256(_TAG + f"{t.dtype}\0{tuple(t.shape)}\0".encode())
-    flat = t.to("cpu").contiguous().reshape(-1)
+    flat = t.resolve_conj().resolve_neg().to("cpu").contiguous().reshape(-1)
     if flat.numel():
         raw = flat.view(torch.uint8)
-        if sys.byteorder == "big" and flat.element_size() > 1:
-            raw = raw.reshape(-1, flat.element_size()).flip(1).contiguous().reshape(-1)
+        part = flat.element_size() // (2 if flat.is_complex() else 1)  # a complex's halves
+        if sys.byteorder == "big" and part > 1:
+            raw = raw.reshape(-1, part).flip(1).contiguous().reshape(-1)
         view = (ctypes.c_ubyte * raw.numel()).from_address(raw.data_ptr())
         h.update(memoryview(view))
     return h.hexdigest()

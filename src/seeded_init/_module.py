@@ -24,7 +24,7 @@ from ._parametrized import inverses, parametrized_tensors, remember_order, write
 from ._plan import build_plan
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
-from ._torch import named_modules, params
+from ._torch import named_modules, params, uninitialized
 from ._units import join, lookup, module_reset
 
 __all__ = ["SeededModule", "declarations", "link_tree", "reset_tree", "root_of"]
@@ -248,7 +248,11 @@ def _saved(root: nn.Module, part: str) -> list[tuple[torch.Tensor, torch.Tensor]
     top = lookup(root, part)
     if top is None:
         return []
-    tensors = {id(t): t for t in [*top.parameters(), *top.buffers()] if not t.is_meta}
+    tensors = {
+        id(t): t
+        for t in [*top.parameters(), *top.buffers()]
+        if not uninitialized(t) and not t.is_meta  # a lazy layer's has no values yet
+    }
     return [(t, t.detach().clone()) for t in tensors.values()]
 
 

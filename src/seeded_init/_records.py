@@ -125,6 +125,8 @@ class InitPlan:
             raw = cast("dict[str, object]", data)
             if raw.get("format") != _FORMAT:
                 raise ValueError(f"its format is not {_FORMAT!r}")
+            if sorted(raw) != ["entries", "format", "root_seed"]:
+                raise ValueError(f"it has keys {sorted(raw)}, not entries, format, root_seed")
             listed = raw["entries"]
             if not isinstance(listed, list):
                 raise ValueError("its entries are not a list")
@@ -132,10 +134,17 @@ class InitPlan:
             root_seed = raw["root_seed"]
             if type(root_seed) is not int or not 0 <= root_seed < 2**64:
                 raise ValueError(f"root_seed is {root_seed!r}, not an int in [0, 2**64)")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise ValueError(
                 f"InitPlan.from_json: not an init plan written by to_json: {exc}"
             ) from exc
+        paths = {e.path for e in entries}
+        for e in entries:
+            if e.tied_to is not None and e.tied_to not in paths:
+                raise ValueError(
+                    f"InitPlan.from_json: {e.path!r} is tied to {e.tied_to!r}, which the plan "
+                    f"does not hold"
+                )
         return cls(root_seed, tuple(entries))
 
     def __str__(self) -> str:
@@ -169,7 +178,13 @@ def _entry(record: object) -> ParamInit:
 
     def text(name: str, optional: bool = False) -> str | None:
         value = r[name]
-        if isinstance(value, str) or (optional and value is None):
+        if optional and value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate, which JSON allows
+                raise ValueError(f"{where}: {name} is not valid Unicode") from exc
             return value
         raise ValueError(f"{where}: {name} is {value!r}, not a string")
 
