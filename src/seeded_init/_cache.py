@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ._defaults import default_handler, plan_attributes
-from ._draw import Draw, Generators, draw_into
+from ._draw import PLAIN, Draw, Generators, draw_into, drawn_as
 from ._execute import spread
 from ._fills import direct, unpatched
 from ._layer import table_of
@@ -48,7 +48,6 @@ __all__ = ["Key", "cached", "forget", "forget_in", "lean", "model_key", "remembe
 Key = tuple[object, ...]
 
 _SLOT = "_seeded_plan_cache"  # in the root module's __dict__
-_PLAIN = (torch.Tensor, nn.Parameter)
 
 
 class _Uncacheable(Exception):
@@ -58,7 +57,7 @@ class _Uncacheable(Exception):
 def _tensor(t: torch.Tensor | None) -> object:
     if t is None:
         return None
-    if type(t) not in _PLAIN:  # a DTensor, a lazy layer's, another subclass
+    if type(t) not in PLAIN:  # a DTensor, a lazy layer's, another subclass
         raise _Uncacheable
     return (
         id(t),
@@ -210,9 +209,8 @@ class _Write:
 
     def fast_under(self, how: Draw) -> bool:
         """Whether ``draw_into`` would fill the tensor itself (not a scratch copy)."""
-        dtype = how.dtype if self.draws and how.dtype is not None else self.dtype
-        on_device = how.on == "device" or self.device.type == "cpu"
-        return self.contiguous and on_device and dtype == self.dtype
+        device, dtype = drawn_as(self.device, self.dtype, how, self.draws)
+        return self.contiguous and device == self.device and dtype == self.dtype
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +260,7 @@ def lean(plan: Plan, key: Key | None) -> _Entry | None:
             t = step.tensor()
             if t is None or step.fill is None or not t.numel():
                 continue
-            if t.is_meta or type(t) not in _PLAIN:
+            if t.is_meta or type(t) not in PLAIN:
                 return None
             fast = direct(step.fill, t)
             writes.append(

@@ -24,7 +24,16 @@ from ._errors import PlanError
 from ._schemes import Fill
 from ._torch import local_part
 
-__all__ = ["DRAW_DTYPES", "Draw", "DrawOn", "Generators", "check_draw", "draw_into"]
+__all__ = [
+    "DRAW_DTYPES",
+    "PLAIN",
+    "Draw",
+    "DrawOn",
+    "Generators",
+    "check_draw",
+    "draw_into",
+    "drawn_as",
+]
 
 #: Where values are drawn: on a CPU generator (device-invariant) or on the tensor's device.
 DrawOn = Literal["cpu", "device"]
@@ -85,6 +94,19 @@ class Generators:
         return self.on(torch.device("cpu"))
 
 
+#: Tensor types whose storage a fill may write directly (not a DTensor or another subclass).
+PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def drawn_as(
+    device: torch.device, dtype: torch.dtype, how: Draw, draws: bool
+) -> tuple[torch.device, torch.dtype]:
+    """Where and in which dtype ``how`` draws the values of a tensor on ``device`` in
+    ``dtype`` (``draws``: its rule draws random numbers, which ``how.dtype`` applies to)."""
+    on = device if how.on == "device" else torch.device("cpu")
+    return on, how.dtype if draws and how.dtype is not None else dtype
+
+
 def draw_into(
     t: torch.Tensor,
     fill: Fill,
@@ -100,12 +122,11 @@ def draw_into(
     stream where it would be for the tensors after ``t``.
     """
     local, part = local_part(t)
-    device = local.device if how.on == "device" else torch.device("cpu")
-    dtype = how.dtype if draws and how.dtype is not None else t.dtype
+    device, dtype = drawn_as(local.device, t.dtype, how, draws)
     direct = (
         write
         and part is None
-        and type(t) in (torch.Tensor, torch.nn.Parameter)
+        and type(t) in PLAIN
         and t.device == device
         and t.dtype == dtype
         and t.is_contiguous()
