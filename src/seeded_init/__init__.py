@@ -32,6 +32,10 @@ from ._module import declarations as declarations
 from ._records import InitPlan as InitPlan
 from ._records import ParamInit as ParamInit
 from ._records import PlanDiff as PlanDiff
+from ._rules import InitRules as InitRules
+from ._rules import Rule as Rule
+from ._rules import RuleTarget as RuleTarget
+from ._rules import RuleValue as RuleValue
 from ._seeds import DEFAULT_ROOT_SEED as DEFAULT_ROOT_SEED
 from ._seeds import derive_seed as derive_seed
 from ._spec import InitSpec as InitSpec
@@ -57,6 +61,7 @@ __all__ = [
     "Fingerprint",
     "InitFn",
     "InitPlan",
+    "InitRules",
     "InitSpec",
     "KaimingNormal",
     "KaimingUniform",
@@ -67,6 +72,9 @@ __all__ = [
     "PartInit",
     "PlanDiff",
     "PlanError",
+    "Rule",
+    "RuleTarget",
+    "RuleValue",
     "Scalar",
     "Scheme",
     "SchemeKeywords",

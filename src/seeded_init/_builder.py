@@ -39,17 +39,26 @@ from ._units import Plan, Unit, inside, join, module_reset, uninitialized
 
 if TYPE_CHECKING:
     from ._module import SeededModule
+    from ._rules import Ruled
 
 __all__ = ["Builder"]
 
 
 class Builder:
     def __init__(
-        self, root: nn.Module, root_seed: int, seeds: dict[str, int] | None = None
+        self,
+        root: nn.Module,
+        root_seed: int,
+        seeds: dict[str, int] | None = None,
+        ruled: Ruled | None = None,
     ) -> None:
         from ._module import SeededModule
 
         self.seeded_type = SeededModule
+        # Rules for a model that is not a SeededModule (see _rules): the layers and parameters
+        # they claim are declared as a SeededModule's are; number keywords get the model.
+        self.ruled = ruled
+        self.holders: dict[int, bool] = {}
         self.plan = Plan(root, root_seed, [])
         # Root seeds by path: the root's, and those of nested SeededModules that were given one
         # (a per-call seed in ``seeds`` overrides a module's own).
@@ -66,13 +75,60 @@ class Builder:
         self.seen.add(id(m))
         if isinstance(m, self.seeded_type):
             self.visit_seeded(m, path)
+            return
+        self.rule_params(m, path)
+        claim = None if self.ruled is None else self.ruled.modules.get(id(m))
+        if claim is not None and claim.spec is not None:
+            self.declared_unit(self.ruled.owner, m, path, claim.spec, claim.label)  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
         elif default_handler(m) is None and module_reset(m) is not None:
             self.third_party_unit(m, path)
         else:
-            claimed = self.plain_unit(m, path)
+            claimed = self.plain_unit(m, path, declared=self.ruled_names(m))
             for name, child in children(m).items():
-                if child is not None and name not in claimed:
+                if child is not None and (name not in claimed or self.holds_rules(child)):
                     self.visit(child, join(path, name))
+
+    # -- rules ---------------------------------------------------------------------------------
+    def apart(self, m: nn.Module) -> bool:
+        """Whether ``m`` is drawn apart from the unit above it: a nested SeededModule, or a
+        layer a rule claims (the deepest rule wins)."""
+        return isinstance(m, self.seeded_type) or (
+            self.ruled is not None and id(m) in self.ruled.modules
+        )
+
+    def ruled_names(self, m: nn.Module) -> frozenset[str]:
+        """The parameters of ``m`` itself that rules claim: drawn apart from ``m``'s unit."""
+        return frozenset() if self.ruled is None else self.ruled.param_names(m)
+
+    def holds_rules(self, m: nn.Module) -> bool:
+        """Whether a rule claims ``m``, or something below it."""
+        if self.ruled is None:
+            return False
+        known = self.holders.get(id(m))
+        if known is None:
+            known = (
+                id(m) in self.ruled.modules
+                or bool(self.ruled.param_names(m))
+                or any(self.holds_rules(c) for c in children(m).values() if c is not None)
+            )
+            self.holders[id(m)] = known
+        return known
+
+    def rule_params(self, m: nn.Module, path: str) -> None:
+        """A unit for each parameter of ``m`` that a rule claims by its path."""
+        if self.ruled is None:
+            return
+        for name in self.ruled_names(m):
+            claim = self.ruled.params[(id(m), name)]
+            if claim.spec is None:
+                continue  # "no rule": the layer's default unit draws it
+            if claim.spec.scheme == "default":
+                raise PlanError(
+                    f"{claim.label} gives the parameter {claim.path!r} scheme 'default', which "
+                    f'applies to layers; give the parameter a scheme (e.g. "normal"), or '
+                    f"give the rule to its layer {path or type(m).__name__!r}"
+                )
+            self.declared_param(self.ruled.owner, name, claim.path, claim.spec, claim.label, m)
 
     def third_party_unit(self, m: nn.Module, path: str) -> None:
         """A layer type seeded-init does not know, with its own reset_parameters(): as in its
@@ -207,11 +263,17 @@ class Builder:
                     f"declare each, e.g. `{own[0]}: Annotated[nn.Parameter, "
                     f'seeded_init(scheme="normal", std=0.02)]`'
                 )
-            raise PlanError(
-                f"{path or 'the model'} ({type(m).__qualname__}) has parameters {own} and no "
-                f"reset_parameters(), so it cannot be initialized reproducibly; declare it with "
-                f"@seeded_init(scheme=...) in its parent, or give {type(m).__qualname__} a "
+            kind = type(m).__qualname__
+            fix = (
+                f"give it a rule, e.g. InitRules({{{type(m).__name__}: Normal(std=0.02)}}) or "
+                f"InitRules({{{path or kind!r}: ...}})"
+                if self.ruled is not None
+                else f"declare it with @seeded_init(scheme=...) in its parent, or give {kind} a "
                 f"reset_parameters() method"
+            )
+            raise PlanError(
+                f"{path or 'the model'} ({kind}) has parameters {own} and no "
+                f"reset_parameters(), so it cannot be initialized reproducibly; {fix}"
             )
         rule = f"{type(m).__qualname__}.reset_parameters"
         return [Step(m, "", path, None, True, rule, fallback=reset)], frozenset()
@@ -224,11 +286,12 @@ class Builder:
         ``tolerant``: a tensor with no default gets a placeholder (``Step.missing``) that a
         ``params=`` rule may replace, instead of an error.
         """
-        if not top and isinstance(m, self.seeded_type):
-            return []  # a nested SeededModule keeps its own declarations (see visit_nested)
+        if not top and self.apart(m):
+            return []  # a nested SeededModule (or ruled layer) is drawn apart (see visit_nested)
+        skip = self.ruled_names(m)
         handler = default_handler(m)
         if handler is not None:
-            own, claimed = self.default_steps(m, path, tolerant=tolerant)
+            own, claimed = self.default_steps(m, path, skip, tolerant=tolerant)
             rest = [
                 s
                 for name, c in children(m).items()
@@ -242,7 +305,7 @@ class Builder:
             if c is not None
             for s in self.subtree_default(c, join(path, name), False, tolerant)
         ]
-        return drawn + self.default_steps(m, path, tolerant=tolerant)[0]
+        return drawn + self.default_steps(m, path, skip, tolerant=tolerant)[0]
 
     # -- declared layers -----------------------------------------------------------------------
     def declared_unit(
@@ -329,8 +392,16 @@ class Builder:
         return steps
 
     def declared_param(
-        self, owner: nn.Module, name: str, path: str, spec: InitSpec, where: str
+        self,
+        owner: nn.Module,
+        name: str,
+        path: str,
+        spec: InitSpec,
+        where: str,
+        holder: nn.Module | None = None,
     ) -> None:
+        """A declared parameter ``name`` of ``holder`` (default ``owner``, which holds the
+        declaration)."""
         if spec.scheme == "default":
             raise PlanError(
                 f"{where} is a bare nn.Parameter, which has no PyTorch default algorithm; "
@@ -338,7 +409,8 @@ class Builder:
             )
         if spec.params or spec.bias is not None:
             raise PlanError(f"{where} is a single parameter; bias= and params= apply to layers")
-        steps = self.part_steps(owner, [(owner, name, name, path)], spec, list, where, path)
+        held = owner if holder is None else holder
+        steps = self.part_steps(owner, [(held, name, name, path)], spec, list, where, path)
         self.add_declared(path, spec, where, steps)
 
     def add_declared(self, path: str, spec: InitSpec, where: str, steps: list[Step]) -> None:
@@ -354,10 +426,11 @@ class Builder:
         for name, child in children(m).items():
             if child is None:
                 continue
-            if isinstance(child, self.seeded_type):
+            if self.apart(child):
                 self.visit(child, join(path, name))
             elif id(child) not in self.seen:
                 self.seen.add(id(child))
+                self.rule_params(child, join(path, name))
                 self.visit_nested(child, join(path, name))
 
     def unit_tensors(self, m: nn.Module, path: str) -> list[tuple[nn.Module, str, str, str]]:
@@ -368,14 +441,20 @@ class Builder:
         while stack:
             mod, rel = stack.pop()
             _refuse_hooked(mod, join(path, rel))
+            apart = self.ruled_names(mod)
             for name, p in params(mod).items():
-                if p is not None and id(p) not in seen and not uninitialized(p):
+                if (
+                    p is not None
+                    and id(p) not in seen
+                    and not uninitialized(p)
+                    and name not in apart
+                ):
                     seen.add(id(p))
                     out.append((mod, name, join(rel, name), join(path, join(rel, name))))
             below = [
                 (child, join(rel, name))
                 for name, child in children(mod).items()
-                if child is not None and not isinstance(child, self.seeded_type)
+                if child is not None and not self.apart(child)
             ]
             stack.extend(reversed(below))  # keep registration order
         return out
@@ -383,7 +462,7 @@ class Builder:
     def norm_stat_steps(self, m: nn.Module, path: str) -> list[Step]:
         """Running statistics of batch/instance norms in the subtree are reset by any scheme."""
         out: list[Step] = []
-        for name, sub in named_modules(m):
+        for name, sub in self.own_modules(m):
             handler = default_handler(sub)
             if (
                 isinstance(sub, NormBase)
@@ -391,6 +470,27 @@ class Builder:
                 and not any(uninitialized(b) for b in buffers(sub).values() if b is not None)
             ):
                 out += [s for s in handler(sub, join(path, name))[0] if s.buffer]
+        return out
+
+    def own_modules(self, m: nn.Module) -> list[tuple[str, nn.Module]]:
+        """``named_modules(m)`` less the subtrees drawn apart from ``m`` (see ``apart``)."""
+        if self.ruled is None:
+            return list(named_modules(m))
+        out: list[tuple[str, nn.Module]] = []
+        stack: list[tuple[str, nn.Module]] = [("", m)]
+        seen: set[int] = set()
+        while stack:
+            rel, mod = stack.pop()
+            if id(mod) in seen:
+                continue
+            seen.add(id(mod))
+            out.append((rel, mod))
+            below = [
+                (join(rel, name), c)
+                for name, c in children(mod).items()
+                if c is not None and not self.apart(c)
+            ]
+            stack.extend(reversed(below))
         return out
 
     def part_steps(

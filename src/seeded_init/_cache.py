@@ -223,7 +223,7 @@ class _Unit:
 _Job = tuple[int, Callable[[], None]]
 
 
-class _Entry:
+class Entry:
     __slots__ = ("jobs", "key", "units")
 
     def __init__(self, key: Key | None, units: tuple[_Unit, ...]) -> None:
@@ -243,7 +243,7 @@ class _Entry:
             spread(self.jobs_for(how), count)
 
 
-def lean(plan: Plan, key: Key | None) -> _Entry | None:
+def lean(plan: Plan, key: Key | None) -> Entry | None:
     """``plan`` compiled to run its fills directly, with the key ``key`` of the model
     it was built for; None unless it is made of built-in fills of tensors with storage, and
     nothing would see the calls differ (a function mode, a patched ``torch.nn.init``)."""
@@ -278,10 +278,10 @@ def lean(plan: Plan, key: Key | None) -> _Entry | None:
         if writes:
             cost = sum(t.numel() for w in writes for t in [w.tensor()] if t is not None)
             units.append(_Unit(unit.seed, cost, tuple(writes)))
-    return _Entry(key, tuple(units))
+    return Entry(key, tuple(units))
 
 
-def remember(root: nn.Module, entry: _Entry) -> None:
+def remember(root: nn.Module, entry: Entry) -> None:
     """Keep ``entry`` (just run on ``root``) for its next full reset."""
     root.__dict__[_SLOT] = entry
 
@@ -296,10 +296,10 @@ def forget_in(state: dict[str, object]) -> None:
     state.pop(_SLOT, None)
 
 
-def cached(root: nn.Module, key: Key | None) -> _Entry | None:
+def cached(root: nn.Module, key: Key | None) -> Entry | None:
     """``root``'s cached plan if it was built from ``key`` and can run lean now, else None."""
     entry = root.__dict__.get(_SLOT)
-    if key is None or not isinstance(entry, _Entry) or entry.key != key:
+    if key is None or not isinstance(entry, Entry) or entry.key != key:
         return None
     if torch_function_mode() or not unpatched():
         return None  # a mode, or a patched torch.nn.init, sees the calls a fresh plan makes

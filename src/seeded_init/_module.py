@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -12,7 +12,7 @@ from torch.nn.modules.module import register_module_module_registration_hook
 from torch.nn.utils.parametrize import ParametrizationList
 
 from ._build import check_assigned, under_construction
-from ._cache import cached, forget, forget_in, lean, model_key, remember
+from ._cache import Entry, Key, cached, forget, forget_in, lean, model_key, remember
 from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
 from ._draw import Draw, DrawOn, check_draw
@@ -25,7 +25,10 @@ from ._plan import build_plan
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
 from ._torch import named_modules, params, uninitialized
-from ._units import join, lookup, module_reset
+from ._units import Plan, join, lookup, module_reset
+
+if TYPE_CHECKING:
+    from ._rules import InitRules
 
 __all__ = ["SeededModule", "declarations", "link_tree", "reset_tree", "root_of"]
 
@@ -214,24 +217,7 @@ def reset_tree(
         if entry is not None:
             entry.run(how, thread_count(threads))
             return
-        with parametrized_tensors(root) as stand_ins:
-            plan = build_plan(*args)
-            saved = _saved(root, part) if stand_ins else []
-            entry = None if part or stand_ins else lean(plan, key)
-            if entry is not None:  # built-in fills only: run as a cached plan runs
-                entry.run(how, thread_count(threads))
-            else:
-                execute(plan, part, construction, how, threads)
-            try:
-                pending = inverses(stand_ins, part, plan.root_seed)
-            except PlanError as exc:
-                with torch.no_grad():
-                    for t, old in saved:
-                        t.copy_(old)
-                raise PlanError(
-                    f"{exc}; every tensor the reset wrote was restored to its value before it"
-                ) from exc
-        write_back(pending)
+        entry = draw_plan(root, lambda: build_plan(*args), part, construction, how, threads, key)
         if entry is not None and key is not None:  # a whole-model reset, not construction
             remember(root, entry)
     except BaseException:
@@ -240,6 +226,58 @@ def reset_tree(
         raise
     link_tree(root, root, "")
     root.__dict__["_seeded_ties"] = find_ties(root)
+
+
+def draw_plan(
+    root: nn.Module,
+    build: Callable[[], Plan],
+    part: str,
+    construction: bool,
+    how: Draw,
+    threads: int | None,
+    key: Key | None = None,
+) -> Entry | None:
+    """Build the plan of ``root`` (with its parametrized tensors standing in) and write the
+    part ``part`` of it; returns the lean entry that ran, if the plan compiled to one."""
+    with parametrized_tensors(root) as stand_ins:
+        plan = build()
+        saved = _saved(root, part) if stand_ins else []
+        entry = None if part or stand_ins else lean(plan, key)
+        if entry is not None:  # built-in fills only: run as a cached plan runs
+            entry.run(how, thread_count(threads))
+        else:
+            execute(plan, part, construction, how, threads)
+        try:
+            pending = inverses(stand_ins, part, plan.root_seed)
+        except PlanError as exc:
+            with torch.no_grad():
+                for t, old in saved:
+                    t.copy_(old)
+            raise PlanError(
+                f"{exc}; every tensor the reset wrote was restored to its value before it"
+            ) from exc
+    write_back(pending)
+    return entry
+
+
+def run_ruled(
+    model: nn.Module, rules: InitRules, root_seed: int, how: Draw, threads: int | None
+) -> None:
+    """``rules.reset_parameters(model)``: the rules resolved on ``model``, then its plan."""
+    draw_plan(
+        model,
+        lambda: build_plan(model, root_seed, None, rules.resolve(model)),
+        "",
+        False,
+        how,
+        threads,
+    )
+
+
+def plan_ruled(model: nn.Module, rules: InitRules, root_seed: int) -> InitPlan:
+    """``rules.init_plan(model)``."""
+    with parametrized_tensors(model):
+        return build_plan(model, root_seed, None, rules.resolve(model)).records()
 
 
 def _saved(root: nn.Module, part: str) -> list[tuple[torch.Tensor, torch.Tensor]]:

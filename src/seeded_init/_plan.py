@@ -12,6 +12,7 @@ Invariants, in plain words:
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -21,6 +22,9 @@ from ._errors import PlanError, SeedCollisionError
 from ._steps import Step
 from ._torch import internal_overlap, local_part, placement_problem, span
 from ._units import Plan, Unit, step_tensors
+
+if TYPE_CHECKING:
+    from ._rules import Ruled
 
 __all__ = ["build_plan"]
 
@@ -53,7 +57,8 @@ def _resolve_ownership(plan: Plan) -> None:
                     f"{other_path!r} and {step.path!r} are one tied tensor, declared twice: by "
                     f"{other.declared_by} ({other.scheme}) and by {unit.declared_by} "
                     f"({unit.scheme}). Keep the declaration of one of them (the layer that "
-                    f"owns the weight) and leave the other undeclared"
+                    f"owns the weight) and leave the other undeclared (for rules: give it "
+                    f"None, {{{step.path.rpartition('.')[0]!r}: None}})"
                 )
         unit.steps = kept
     shared = _shared_tensors(plan.root)
@@ -192,9 +197,14 @@ def _check_overlap(plan: Plan) -> None:
                 end, first = stop, second
 
 
-def build_plan(root: nn.Module, root_seed: int, seeds: dict[str, int] | None = None) -> Plan:
+def build_plan(
+    root: nn.Module,
+    root_seed: int,
+    seeds: dict[str, int] | None = None,
+    ruled: Ruled | None = None,
+) -> Plan:
     """Traverse ``root``, resolve ownership and seeds, and validate; touches no tensor."""
-    plan = Builder(root, root_seed, seeds).plan
+    plan = Builder(root, root_seed, seeds, ruled).plan
     _resolve_ownership(plan)
     _check_seeds(plan)
     _check_tensors(plan)

@@ -25,7 +25,7 @@ from ._types import InitFn, SchemeKeywords, SchemeName
 if TYPE_CHECKING:
     from ._module import SeededModule
 
-__all__ = ["InitSpec", "PartInit", "seeded_init"]
+__all__ = ["InitSpec", "PartInit", "part_spec", "seeded_init"]
 
 # Named for the messages type checkers print: "Value of type variable "LayerT" ... cannot be int".
 SeededModuleT = TypeVar("SeededModuleT", bound="SeededModule")
@@ -234,6 +234,27 @@ def _part(value: object, key: str) -> seeded_init:
             f"seeded_init(scheme=..., seed=...)",
         )
     )
+
+
+def part_spec(
+    value: object, where: str, *, whole: bool = False, seed: int | None = None
+) -> seeded_init:
+    """``value`` (a scheme name, scheme, function or spec) as a valid spec, else raise its
+    problem naming ``where``. ``whole``: a spec may carry bias=, params= and share_seed= (a
+    rule for a layer, not a part of one). ``seed``: the spec with this seed instead."""
+    if whole and isinstance(value, seeded_init):
+        value.raise_problem(where)
+        spec = value
+    else:
+        spec = _part(value, where)
+        if spec.problem is not None:
+            kind, message = spec.problem
+            raise kind(message)
+    if seed is None:
+        return spec
+    out = object.__new__(seeded_init)
+    _fill(out, spec.scheme, seed, spec.kwargs, spec.bias, spec.params, spec.share_seed)
+    return out
 
 
 def _normalize(
