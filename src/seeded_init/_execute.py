@@ -21,6 +21,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._draw import Draw, Generators, draw_into
 from ._errors import PlanError
+from ._progress import Bar, open_bar, wanted
 from ._steps import Step
 from ._torch import buffers, cuda_ready, params, uninitialized
 from ._units import Plan, Unit, join, lookup
@@ -550,11 +551,9 @@ def _cost(unit: Unit) -> int:
 def run_parallel(units: list[Unit], chosen: _Selection, how: Draw, count: int) -> None:
     """Run built-in units, which draw each from its own generator into tensors of its own,
     on ``count`` threads: the values are the same for every thread count."""
+    sized = count > 1 or wanted()  # costs order the pool's work, and count on the bar
     spread(
-        [
-            (_cost(u) if count > 1 else 0, functools.partial(_run_unit, u, chosen, how))
-            for u in units
-        ],
+        [(_cost(u) if sized else 0, functools.partial(_run_unit, u, chosen, how)) for u in units],
         count,
     )
 
@@ -566,6 +565,21 @@ def spread(jobs: list[tuple[int, Callable[[], None]]], count: int) -> None:
     fill kernels release the GIL); the others run on the calling thread meanwhile. Returns
     when every job is done; raises the first error.
     """
+    with open_bar(lambda: sum(cost for cost, _ in jobs)) as bar:
+        if bar is not None:
+            jobs = [(cost, _ticking(job, cost, bar)) for cost, job in jobs]
+        _spread(jobs, count)
+
+
+def _ticking(job: Callable[[], None], cost: int, bar: Bar) -> Callable[[], None]:
+    def run() -> None:
+        job()
+        bar(cost)
+
+    return run
+
+
+def _spread(jobs: list[tuple[int, Callable[[], None]]], count: int) -> None:
     large = sorted((j for j in jobs if j[0] >= _MIN_PARALLEL), key=lambda j: -j[0])
     if count <= 1 or len(large) <= 1:
         for _, job in jobs:

@@ -22,6 +22,7 @@ from ._layer import Declaration, DeclaredLayer, table_of
 from ._links import Link, SubtreeReset, Tie, find_ties
 from ._parametrized import inverses, parametrized_tensors, remember_order, write_back
 from ._plan import build_plan
+from ._progress import check_progress, showing
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
 from ._torch import named_modules, params, uninitialized
@@ -116,6 +117,7 @@ class SeededModule(nn.Module):
         draw_on: DrawOn | None = None,
         draw_dtype: torch.dtype | None = None,
         threads: int | None = None,
+        progress: bool | None = None,
     ) -> None:
         """Re-initialize every parameter in the tree, as the declarations say.
 
@@ -130,6 +132,9 @@ class SeededModule(nn.Module):
             threads: how many threads fill independent layers at once (the values are the
                 same for every count); None: ``$SEEDED_INIT_THREADS``, else
                 ``torch.get_num_threads()``.
+            progress: True shows a progress bar on stderr, False never; None (default)
+                shows one on a terminal when the reset takes over a second, unless
+                ``$SEEDED_INIT_PROGRESS`` is ``0``.
 
         Raises:
             PlanError: the plan cannot be carried out (nothing was changed).
@@ -147,9 +152,11 @@ class SeededModule(nn.Module):
                 f"{name}.reset_parameters: ",
             )
         check_threads(threads, f"{name}.reset_parameters: ")
+        check_progress(progress, f"{name}.reset_parameters: ")
         if under_construction(self):
             return  # the construction ends with this very reset
-        reset_tree(self, seed=seed, how=how, threads=threads)
+        with showing(progress):
+            reset_tree(self, seed=seed, how=how, threads=threads)
 
     def init_plan(self, seed: int | None = None) -> InitPlan:
         """What ``reset_parameters(seed)`` would write, without writing anything."""

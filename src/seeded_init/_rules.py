@@ -32,6 +32,8 @@ from torch.nn.utils.parametrize import ParametrizationList
 
 from ._draw import Draw, DrawOn, check_draw
 from ._errors import DeclarationError, PlanError
+from ._execute import check_threads
+from ._progress import check_progress, showing
 from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
 from ._spec import InitSpec, PartInit, part_spec
@@ -195,6 +197,7 @@ class InitRules:
         draw_on: DrawOn | None = None,
         draw_dtype: torch.dtype | None = None,
         threads: int | None = None,
+        progress: bool | None = None,
     ) -> None:
         """Initialize every parameter of ``model`` as these rules say, bitwise the same on
         every call; the global RNG is left untouched, and an error changes nothing.
@@ -206,6 +209,8 @@ class InitRules:
             draw_dtype: for this call.
             threads: how many threads fill layers at once (the values are the same for
                 every count); None: ``$SEEDED_INIT_THREADS``, else ``torch.get_num_threads()``.
+            progress: True shows a progress bar on stderr, False never; None (default) on
+                a terminal for a reset over a second, unless ``$SEEDED_INIT_PROGRESS`` is 0.
 
         Raises:
             PlanError: a rule matches nothing, two rules claim one tensor, or the plan cannot
@@ -222,7 +227,10 @@ class InitRules:
                 how.dtype if draw_dtype is None else draw_dtype,
                 f"{where}: ",
             )
-        run_ruled(_checked_model(model, where), self, root_seed, how, threads)
+        check_threads(threads, f"{where}: ")
+        check_progress(progress, f"{where}: ")
+        with showing(progress):
+            run_ruled(_checked_model(model, where), self, root_seed, how, threads)
 
     def init_plan(self, model: nn.Module, seed: int | None = None) -> InitPlan:
         """What ``reset_parameters(model, seed)`` would write, without writing anything
