@@ -20,6 +20,7 @@ from ._draw import DrawOn as DrawOn
 from ._errors import ConstructionError as ConstructionError
 from ._errors import DeclarationError as DeclarationError
 from ._errors import PlanError as PlanError
+from ._errors import ProvenanceError as ProvenanceError
 from ._errors import SeedCollisionError as SeedCollisionError
 from ._errors import SeededInitError as SeededInitError
 from ._errors import SeedError as SeedError
@@ -29,6 +30,7 @@ from ._layer import Declaration as Declaration
 from ._layer import DeclaredLayer as DeclaredLayer
 from ._module import SeededModule as SeededModule
 from ._module import declarations as declarations
+from ._provenance import Provenance as Provenance
 from ._records import InitPlan as InitPlan
 from ._records import ParamInit as ParamInit
 from ._records import PlanDiff as PlanDiff
@@ -72,6 +74,8 @@ __all__ = [
     "PartInit",
     "PlanDiff",
     "PlanError",
+    "Provenance",
+    "ProvenanceError",
     "Rule",
     "RuleTarget",
     "RuleValue",

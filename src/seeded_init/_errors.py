@@ -6,6 +6,7 @@ __all__ = [
     "ConstructionError",
     "DeclarationError",
     "PlanError",
+    "ProvenanceError",
     "SeedCollisionError",
     "SeedError",
     "SeededInitError",
@@ -35,3 +36,7 @@ class PlanError(SeededInitError, ValueError):
 
 class SeedCollisionError(PlanError):
     """Two different layers of one model were given the same explicit seed."""
+
+
+class ProvenanceError(SeededInitError, ValueError):
+    """A model does not match the provenance it is checked or re-initialized against."""
