@@ -498,3 +498,30 @@ def test_rules_are_frozen_and_bad_calls_change_nothing() -> None:
         rules.reset_parameters("model")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     assert_same(snapshot(model), before)
     assert repr(rules) == "InitRules({Linear: zeros}, seed=0)"
+
+
+def test_ties_seen_by_rules_before_to_empty_are_tied_again_by_the_reset() -> None:
+    class TiedLM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(10, 4)
+            self.head = nn.Linear(4, 10, bias=False)
+            self.head.weight = self.emb.weight
+
+    rules = InitRules({nn.Embedding: Normal(std=0.02)})
+    eager = TiedLM()
+    rules.reset_parameters(eager)
+    with torch.device("meta"):
+        lazy = TiedLM()
+    assert rules.init_plan(lazy)["head.weight"].tied_to == "emb.weight"
+    lazy.to_empty(device="cpu")  # unties them
+    assert P(lazy, "head.weight") is not P(lazy, "emb.weight")
+    assert rules.init_plan(lazy)["head.weight"].tied_to == "emb.weight"  # as the reset will
+    assert P(lazy, "head.weight") is not P(lazy, "emb.weight")  # planning writes nothing
+    rules.reset_parameters(lazy)
+    assert P(lazy, "head.weight") is P(lazy, "emb.weight")
+    assert_same(snapshot(lazy), snapshot(eager))
+    # a tie the user undoes stays undone
+    lazy.head.weight = nn.Parameter(torch.zeros(10, 4))
+    rules.reset_parameters(lazy)
+    assert P(lazy, "head.weight") is not P(lazy, "emb.weight")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -267,24 +268,49 @@ def draw_plan(
     return entry
 
 
+# The ties of the models that rules planned or reset, as a SeededModule keeps its own: after
+# ``to_empty`` (which unties them) the next ruled reset ties them again.
+_ruled_ties: weakref.WeakKeyDictionary[nn.Module, list[Tie]] = weakref.WeakKeyDictionary()
+
+
+def _retied(model: nn.Module) -> list[Callable[[], None]]:
+    """Tie again what ``to_empty`` untied since rules last saw ``model``; how to undo it."""
+    ties = _ruled_ties.get(model, [])
+    return [u for u in (tie.restore(model) for tie in ties) if u is not None]
+
+
 def run_ruled(
     model: nn.Module, rules: InitRules, root_seed: int, how: Draw, threads: int | None
 ) -> None:
     """``rules.reset_parameters(model)``: the rules resolved on ``model``, then its plan."""
-    draw_plan(
-        model,
-        lambda: build_plan(model, root_seed, None, rules.resolve(model)),
-        "",
-        False,
-        how,
-        threads,
-    )
+    undo = _retied(model)
+    try:
+        draw_plan(
+            model,
+            lambda: build_plan(model, root_seed, None, rules.resolve(model)),
+            "",
+            False,
+            how,
+            threads,
+        )
+    except BaseException:
+        for u in reversed(undo):  # an error changes nothing: the names stay untied
+            u()
+        raise
+    _ruled_ties[model] = find_ties(model)
 
 
 def plan_ruled(model: nn.Module, rules: InitRules, root_seed: int) -> InitPlan:
-    """``rules.init_plan(model)``."""
-    with parametrized_tensors(model):
-        return build_plan(model, root_seed, None, rules.resolve(model)).records()
+    """``rules.init_plan(model)``: with its ties as the next reset will make them."""
+    undo = _retied(model)
+    try:
+        with parametrized_tensors(model):
+            plan = build_plan(model, root_seed, None, rules.resolve(model)).records()
+    finally:
+        for u in reversed(undo):
+            u()
+    _ruled_ties.setdefault(model, find_ties(model))  # e.g. on meta, before to_empty
+    return plan
 
 
 def _saved(root: nn.Module, part: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
