@@ -30,6 +30,7 @@ from ._layer import Declaration as Declaration
 from ._layer import DeclaredLayer as DeclaredLayer
 from ._module import SeededModule as SeededModule
 from ._module import declarations as declarations
+from ._plot import plot_distributions as plot_distributions
 from ._provenance import Provenance as Provenance
 from ._records import InitPlan as InitPlan
 from ._records import ParamInit as ParamInit
@@ -43,6 +44,9 @@ from ._seeds import derive_seed as derive_seed
 from ._spec import InitSpec as InitSpec
 from ._spec import PartInit as PartInit
 from ._spec import seeded_init as seeded_init
+from ._stats import DistributionCheck as DistributionCheck
+from ._stats import ParamCheck as ParamCheck
+from ._stats import check_distributions as check_distributions
 from ._types import FanMode as FanMode
 from ._types import InitFn as InitFn
 from ._types import Nonlinearity as Nonlinearity
@@ -58,6 +62,7 @@ __all__ = [
     "DeclarationError",
     "DeclaredLayer",
     "Dirac",
+    "DistributionCheck",
     "DrawOn",
     "FanMode",
     "Fingerprint",
@@ -70,6 +75,7 @@ __all__ = [
     "Nonlinearity",
     "Normal",
     "Orthogonal",
+    "ParamCheck",
     "ParamInit",
     "PartInit",
     "PlanDiff",
@@ -92,9 +98,11 @@ __all__ = [
     "Uniform",
     "XavierNormal",
     "XavierUniform",
+    "check_distributions",
     "declarations",
     "derive_seed",
     "fingerprint",
+    "plot_distributions",
     "seeded_init",
 ]
 
