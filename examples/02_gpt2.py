@@ -153,6 +153,11 @@ class GPT(SeededModule):
         return logits
 
 
+def tiny() -> GPT:
+    """A two-block model, for ``python -m seeded_init plan examples/02_gpt2.py:tiny``."""
+    return GPT(TINY)
+
+
 def state_digest(model: nn.Module) -> str:
     """SHA-256 of every state_dict tensor's bytes, in key order."""
     h = hashlib.sha256()

@@ -24,7 +24,7 @@ from ._records import InitPlan
 if TYPE_CHECKING:
     from ._rules import InitRules
 
-__all__ = ["Provenance"]
+__all__ = ["Provenance", "without_devices"]
 
 _FORMAT = "seeded-init/provenance/v1"
 
@@ -48,20 +48,27 @@ class Provenance:
 
     @classmethod
     def of(
-        cls, model: nn.Module, rules: InitRules | None = None, *, weights: bool = True
+        cls,
+        model: nn.Module,
+        rules: InitRules | None = None,
+        *,
+        seed: int | None = None,
+        weights: bool = True,
     ) -> Provenance:
         """The provenance of ``model`` as it is now: take it right after init.
 
         Args:
             model: a SeededModule, or any module that ``rules`` initialize.
             rules: the :class:`InitRules` that initialized a model that is not a SeededModule.
+            seed: the root seed of the reset that initialized it, if not the model's (or the
+                rules') own: ``reset_parameters(seed=...)``.
             weights: False for a plan alone (a model on the meta device has no weights).
 
         Raises:
             PlanError: the plan cannot be made (see ``init_plan``).
             ValueError: ``weights`` and a tensor on the meta device.
         """
-        plan = _plan(model, rules, None)
+        plan = _plan(model, rules, seed)
         if not weights:
             return cls(plan, None, MappingProxyType({}), torch.__version__)
         fp = fingerprint(model)
@@ -107,7 +114,7 @@ class Provenance:
                 the recorded ones (another torch may draw otherwise).
         """
         plan = _plan(model, rules, self.plan.root_seed)
-        change = _on_no_device(self.plan).diff(_on_no_device(plan))
+        change = without_devices(self.plan).diff(without_devices(plan))
         if change:
             lines = str(change).splitlines()
             more = f" (and {len(lines) - 5} more)" if len(lines) > 5 else ""
@@ -184,7 +191,7 @@ def _is_digest(value: object) -> bool:
     )
 
 
-def _on_no_device(plan: InitPlan) -> InitPlan:
+def without_devices(plan: InitPlan) -> InitPlan:
     """The plan with every device left out: the default draw gives the same values on all."""
     return InitPlan(plan.root_seed, tuple(replace(e, device="") for e in plan.entries))
 
