@@ -130,10 +130,12 @@ class Provenance:
             self.verify(model)
         except ProvenanceError as exc:
             model.load_state_dict(saved)
-            drawn = f"torch {torch.__version__} (recorded: torch {self.torch_version})"
             raise ProvenanceError(
-                f"Provenance.reinit: the plan matches but the values drawn by {drawn} do not: "
-                f"{exc}; the model's values were put back"
+                f"Provenance.reinit: the plan matches but the values drawn do not: {exc}. "
+                f"Either the recorded weights were not this plan's (taken after training, or "
+                f"after a reset with another seed=: pass it to Provenance.of(..., seed=)), or "
+                f"torch {torch.__version__} draws otherwise than the recorded torch "
+                f"{self.torch_version}; the model's values were put back"
             ) from exc
 
     def to_json(self) -> str:

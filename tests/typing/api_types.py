@@ -14,15 +14,24 @@ from seeded_init import (
     Constant,
     Declaration,
     DeclaredLayer,
+    DistributionCheck,
     DrawOn,
+    Fingerprint,
     InitPlan,
+    InitRules,
     InitSpec,
     KaimingNormal,
+    Normal,
+    ParamCheck,
     ParamInit,
+    Provenance,
+    Rule,
     SeededModule,
     Sparse,
+    check_distributions,
     declarations,
     derive_seed,
+    fingerprint,
     seeded_init,
 )
 
@@ -114,3 +123,26 @@ assert_type(seeded_init(scheme=Sparse(sparsity=0.1), seed=2), InitSpec)
 assert_type(seeded_init(scheme=halve, seed=2), InitSpec)
 assert_type(derive_seed(0, "fc"), int)
 net.fc1 = nn.Linear(8, 16)  # assigning the declared type is accepted
+
+# rules, provenance, fingerprints and the distribution check
+plain = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+rules = InitRules(
+    {nn.Linear: "xavier_uniform", "1": None, "*.weight": Normal(std=0.1), "0.bias": halve},
+    seeds={"0": 3},
+    seed=1,
+)
+assert_type(rules.reset_parameters(plain, 2, threads=1, progress=False), None)
+assert_type(rules.init_plan(plain), InitPlan)
+assert_type(rules.rules, tuple[Rule, ...])
+assert_type(rules.seeds, Mapping[str, int])
+assert_type(net.reset_parameters(progress=True), None)
+assert_type(fingerprint(plain), Fingerprint)
+prov = Provenance.of(plain, rules, seed=2)  # the seed of the reset above
+assert_type(prov, Provenance)
+assert_type(prov.digest, str | None)
+assert_type(Provenance.from_json(prov.to_json()), Provenance)
+assert_type(prov.reinit(plain, rules), None)
+checked = check_distributions(plain, rules.init_plan(plain))
+assert_type(checked, DistributionCheck)
+assert_type(checked.ok, bool)
+assert_type(checked["0.weight"], ParamCheck)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seeded_init import KaimingUniform, SeededModule, TruncNormal, seeded_init
+from seeded_init import InitRules, KaimingUniform, Normal, SeededModule, TruncNormal, seeded_init
 
 seeded_init(scheme="he_normal")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: he_normal
 TruncNormal(mode="fan_in")  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: mode
@@ -83,3 +83,12 @@ net.reset_parameters(draw_on="gpu")  # type: ignore[arg-type]  # pyright: ignore
 net.reset_parameters(draw_dtype="float32")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: draw_dtype
 Net("x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: int
 Net()  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: "d"
+
+# rules for models that are not SeededModules
+InitRules({nn.Linear: "he_normal"})  # type: ignore[dict-item]  # pyright: ignore[reportArgumentType]  # expect: Linear
+InitRules({3: "zeros"})  # type: ignore[dict-item]  # pyright: ignore[reportArgumentType]  # expect: int
+InitRules(seeds={"fc": "1"})  # type: ignore[dict-item]  # pyright: ignore[reportArgumentType]  # expect: int
+InitRules(seed="1")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: seed
+InitRules({"fc": Normal(sd=0.1)})  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # expect: sd
+InitRules().reset_parameters(model=3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: model
+InitRules(draw_on="gpu")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # expect: draw_on
