@@ -67,6 +67,13 @@ def check_draw(on: object, dtype: object, where: str) -> Draw:
     )
 
 
+def overridden(base: Draw, on: object, dtype: object, where: str) -> Draw:
+    """``base`` with a call's ``draw_on=`` and ``draw_dtype=`` (None: keep), validated."""
+    if on is None and dtype is None:
+        return base
+    return check_draw(base.on if on is None else on, base.dtype if dtype is None else dtype, where)
+
+
 class Generators:
     """One unit's generators: ``seed`` on each device it draws on, made when first needed."""
 

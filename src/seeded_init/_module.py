@@ -16,7 +16,7 @@ from ._build import check_assigned, under_construction
 from ._cache import Entry, Key, cached, forget, forget_in, lean, model_key, remember
 from ._classes import prepare_class, wraps_construction
 from ._defaults import default_handler
-from ._draw import Draw, DrawOn, check_draw
+from ._draw import Draw, DrawOn, check_draw, overridden
 from ._errors import PlanError
 from ._execute import check_threads, execute, thread_count
 from ._layer import Declaration, DeclaredLayer, table_of
@@ -147,11 +147,7 @@ class SeededModule(nn.Module):
         how = None
         if draw_on is not None or draw_dtype is not None:
             model = draw_of(root_of(self)[0])
-            how = check_draw(
-                model.on if draw_on is None else draw_on,
-                model.dtype if draw_dtype is None else draw_dtype,
-                f"{name}.reset_parameters: ",
-            )
+            how = overridden(model, draw_on, draw_dtype, f"{name}.reset_parameters: ")
         check_threads(threads, f"{name}.reset_parameters: ")
         check_progress(progress, f"{name}.reset_parameters: ")
         if under_construction(self):

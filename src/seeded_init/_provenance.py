@@ -19,7 +19,7 @@ from torch import nn
 
 from ._errors import ProvenanceError
 from ._fingerprint import fingerprint
-from ._records import InitPlan
+from ._records import InitPlan, json_object
 
 if TYPE_CHECKING:
     from ._rules import InitRules
@@ -159,15 +159,8 @@ class Provenance:
             ValueError: ``text`` is not such a provenance.
         """
         try:
-            data: object = json.loads(text)
-            if not isinstance(data, dict):
-                raise ValueError("it is not a JSON object")
-            raw = cast("dict[str, object]", data)
-            if raw.get("format") != _FORMAT:
-                raise ValueError(f"its format is not {_FORMAT!r}")
-            keys = ["digest", "format", "plan", "tensors", "torch_version"]
-            if sorted(raw) != keys:
-                raise ValueError(f"it has keys {sorted(raw)}, not {keys}")
+            keys = ("digest", "format", "plan", "tensors", "torch_version")
+            raw = json_object(text, _FORMAT, keys)
             digest, tensors, version = raw["digest"], raw["tensors"], raw["torch_version"]
             if digest is not None and not _is_digest(digest):
                 raise ValueError(f"digest {digest!r} is not a SHA-256 hex digest or null")

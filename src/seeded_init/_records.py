@@ -10,7 +10,7 @@ from typing import Literal, cast
 
 import torch
 
-__all__ = ["InitPlan", "ParamInit", "PlanDiff"]
+__all__ = ["InitPlan", "ParamInit", "PlanDiff", "json_object"]
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,7 @@ class InitPlan:
             ValueError: ``text`` is not such a plan.
         """
         try:
-            data: object = json.loads(text)
-            if not isinstance(data, dict):
-                raise ValueError("it is not a JSON object")
-            raw = cast("dict[str, object]", data)
-            if raw.get("format") != _FORMAT:
-                raise ValueError(f"its format is not {_FORMAT!r}")
-            if sorted(raw) != ["entries", "format", "root_seed"]:
-                raise ValueError(f"it has keys {sorted(raw)}, not entries, format, root_seed")
+            raw = json_object(text, _FORMAT, ("entries", "format", "root_seed"))
             listed = raw["entries"]
             if not isinstance(listed, list):
                 raise ValueError("its entries are not a list")
@@ -164,6 +157,20 @@ class InitPlan:
 
 
 _FORMAT = "seeded-init/plan/v1"
+
+
+def json_object(text: str, form: str, keys: tuple[str, ...]) -> dict[str, object]:
+    """The JSON object ``text`` holds, whose ``format`` is ``form`` and whose keys are
+    ``keys``; else ValueError saying which part is wrong."""
+    data: object = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("it is not a JSON object")
+    raw = cast("dict[str, object]", data)
+    if raw.get("format") != form:
+        raise ValueError(f"its format is not {form!r}")
+    if sorted(raw) != sorted(keys):
+        raise ValueError(f"it has keys {sorted(raw)}, not {', '.join(sorted(keys))}")
+    return raw
 
 
 def _entry(record: object) -> ParamInit:

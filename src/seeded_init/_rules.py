@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrize import ParametrizationList
 
-from ._draw import Draw, DrawOn, check_draw
+from ._draw import Draw, DrawOn, check_draw, overridden
 from ._errors import DeclarationError, PlanError
 from ._execute import check_threads
 from ._progress import check_progress, showing
@@ -220,13 +220,7 @@ class InitRules:
 
         where = "InitRules.reset_parameters"
         root_seed = self._seed(seed, where)
-        how = self._draw
-        if draw_on is not None or draw_dtype is not None:
-            how = check_draw(
-                how.on if draw_on is None else draw_on,
-                how.dtype if draw_dtype is None else draw_dtype,
-                f"{where}: ",
-            )
+        how = overridden(self._draw, draw_on, draw_dtype, f"{where}: ")
         check_threads(threads, f"{where}: ")
         check_progress(progress, f"{where}: ")
         with showing(progress):
