@@ -34,3 +34,16 @@ def test_benchmark_runs_and_prints_every_ratio() -> None:
         "peak RSS growth",
     ]:
         assert line in out, (line, out)
+
+
+def test_rules_benchmark_runs_and_prints_every_row() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.with_name("bench_rules.py")), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for label in "(a)", "(b)", "(c)", "(d)", "(e)":
+        assert f"  {label} " in result.stdout, (label, result.stdout)
+    assert "x (b)" in result.stdout
