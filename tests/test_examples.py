@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,10 @@ def test_example_runs_and_passes_its_checks(name: str) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for line in EXPECTED[name]:
+    expected = EXPECTED[name]
+    if name == "05_existing_models.py" and importlib.util.find_spec("transformers") is None:
+        expected = [expected[0], 'part 2 skipped: pip install "seeded-init[hf]"', expected[-1]]
+    for line in expected:
         assert line in result.stdout, (line, result.stdout)
 
 
