@@ -237,7 +237,7 @@ def test_none_leaves_a_layer_to_its_default_and_a_tie_to_its_other_side() -> Non
     model = Tied()
     rules = InitRules({nn.Embedding: Normal(std=0.02), nn.Linear: "xavier_uniform"})
     before = snapshot(model)
-    with pytest.raises(PlanError, match=r"tied tensor.*'head': None"):
+    with pytest.raises(PlanError, match=r"tied tensor.*'head.weight': None"):
         rules.reset_parameters(model)
     assert_same(snapshot(model), before)
     InitRules(
@@ -525,3 +525,64 @@ def test_ties_seen_by_rules_before_to_empty_are_tied_again_by_the_reset() -> Non
     lazy.head.weight = nn.Parameter(torch.zeros(10, 4))
     rules.reset_parameters(lazy)
     assert P(lazy, "head.weight") is not P(lazy, "emb.weight")
+
+
+# -- found by the breaker ------------------------------------------------------------------
+def test_a_layer_under_two_names_may_not_get_two_rules() -> None:
+    shared = nn.Linear(4, 4)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    before = snapshot(model)
+    for rules in (
+        InitRules({"0": "zeros", "2": "ones"}),
+        InitRules({"0": None, "2": "ones"}),
+        InitRules({"0.weight": "ones", "2.weight": "zeros"}),
+    ):
+        with pytest.raises(
+            PlanError,
+            match=r"'0(.weight)?' and '2(.weight)?' are one (layer|tensor) held under two names",
+        ):
+            rules.reset_parameters(model)
+        assert_same(snapshot(model), before)
+    InitRules({"*": "zeros"}).reset_parameters(model)  # one rule for both names is fine
+    assert torch.equal(P(model, "0.weight"), torch.zeros(4, 4))
+    with pytest.raises(PlanError, match=r"seeds\['2'\] = 2.*as '0', the same layer"):
+        InitRules(seeds={"0": 1, "2": 2}).reset_parameters(model)
+
+
+def test_a_parameter_rule_keeps_an_embedding_padding_row_zero() -> None:
+    model = nn.Sequential(nn.Embedding(10, 4, padding_idx=5))
+    for key in ("0.weight", "**.weight", "0"):
+        InitRules({key: Normal(std=0.02)}).reset_parameters(model)
+        row = P(model, "0.weight")[5]
+        assert torch.equal(row, torch.zeros(4)), key
+    w = nn.init.normal_(torch.empty(10, 4), std=0.02, generator=gen(derived(0, "0.weight")))
+    InitRules({"0.weight": Normal(std=0.02)}).reset_parameters(model)
+    w[5] = 0
+    assert torch.equal(P(model, "0.weight"), w)
+
+
+def test_lazy_parameters_are_refused_until_their_first_forward() -> None:
+    model = nn.Sequential(nn.LazyLinear(4), nn.Linear(4, 4))
+    before = snapshot(model[1])
+    rng = torch.get_rng_state()
+    for rules in (InitRules({"0": "normal"}), InitRules({"0.weight": "normal"}), InitRules()):
+        with pytest.raises(
+            PlanError, match=r"'0.weight' \(LazyLinear\) is a lazy parameter.*forward"
+        ):
+            rules.reset_parameters(model)
+        with pytest.raises(PlanError, match="lazy parameter"):
+            rules.init_plan(model)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert_same(snapshot(model[1]), before)
+    model(torch.zeros(2, 3))
+    InitRules({"0": seeded_init(scheme="normal", seed=4)}).reset_parameters(model)
+    w = nn.init.normal_(torch.empty(4, 3), generator=gen(4))
+    assert torch.equal(P(model, "0.weight"), w)
+
+
+def test_a_seed_for_a_layer_without_parameters_is_an_error() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    with pytest.raises(
+        PlanError, match=r"seeds\['1'\] names '1' \(ReLU\), which holds no parameters"
+    ):
+        InitRules(seeds={"1": 4}).reset_parameters(model)

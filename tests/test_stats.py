@@ -707,3 +707,18 @@ def test_plot_without_matplotlib_says_how_to_install_it(
     with pytest.raises(ImportError, match=r'pip install "seeded-init\[plot\]"'):
         plot_distributions(torch_twin(), declared_plan(), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_narrow_truncated_normal_is_nearly_uniform_and_checks() -> None:
+    """Found by the breaker: the closed-form recurrence lost every digit on [-1e-3, 1e-3]."""
+    from seeded_init import InitRules, TruncNormal, check_distributions
+
+    for half in (1e-3, 1e-4):
+        mean, std, kurtosis, _ = trunc_normal_moments(0.0, 1.0, -half, half)
+        assert abs(mean) < 1e-15
+        assert std == pytest.approx(2 * half / math.sqrt(12), rel=1e-6)  # the uniform's
+        assert kurtosis == pytest.approx(-1.2, abs=1e-5)
+    model = nn.Sequential(nn.Linear(256, 256))
+    rules = InitRules({nn.Linear: TruncNormal(std=1.0, a=-1e-3, b=1e-3)})
+    rules.reset_parameters(model)
+    assert check_distributions(model, rules.init_plan(model)).ok

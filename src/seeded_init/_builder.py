@@ -411,7 +411,7 @@ class Builder:
             raise PlanError(f"{where} is a single parameter; bias= and params= apply to layers")
         held = owner if holder is None else holder
         steps = self.part_steps(owner, [(held, name, name, path)], spec, list, where, path)
-        self.add_declared(path, spec, where, steps)
+        self.add_declared(path, spec, where, self.with_padding(steps))
 
     def add_declared(self, path: str, spec: InitSpec, where: str, steps: list[Step]) -> None:
         """A declared unit: the declaration's seed, or one derived from its path."""

@@ -57,8 +57,8 @@ def _resolve_ownership(plan: Plan) -> None:
                     f"{other_path!r} and {step.path!r} are one tied tensor, declared twice: by "
                     f"{other.declared_by} ({other.scheme}) and by {unit.declared_by} "
                     f"({unit.scheme}). Keep the declaration of one of them (the layer that "
-                    f"owns the weight) and leave the other undeclared (for rules: give it "
-                    f"None, {{{step.path.rpartition('.')[0]!r}: None}})"
+                    f"owns the weight) and leave the other undeclared (for rules: give the "
+                    f"other name no rule, {{{step.path!r}: None}})"
                 )
         unit.steps = kept
     shared = _shared_tensors(plan.root)

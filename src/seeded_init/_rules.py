@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeVar
 
 import torch
 from torch import nn
@@ -38,7 +38,7 @@ from ._records import InitPlan
 from ._seeds import DEFAULT_ROOT_SEED, check_seed
 from ._spec import InitSpec, PartInit, part_spec
 from ._torch import children, params
-from ._units import join
+from ._units import join, uninitialized
 
 __all__ = ["InitRules", "Rule", "RuleTarget", "RuleValue", "Ruled"]
 
@@ -70,6 +70,9 @@ class Rule:
         if isinstance(self.target, str):
             return f"rule {self.target!r}"
         return f"rule {self.target.__qualname__}"
+
+
+_K = TypeVar("_K", int, tuple[int, str])
 
 
 @dataclass(frozen=True)
@@ -250,17 +253,24 @@ class InitRules:
         inside_seeded: set[int] = set()
         for path, m, seeded in layers:
             rule = self._rule_for(path, m, seeded, used, inside_seeded)
-            if rule is not None and id(m) not in modules:
-                modules[id(m)] = _Claim(path, rule.spec, rule.label)
+            if rule is not None:
+                _claim(modules, id(m), _Claim(path, rule.spec, rule.label))
             if seeded:
                 continue
             for name, p in params(m).items():
                 if p is None:
                     continue
+                if uninitialized(p):
+                    raise PlanError(
+                        f"{join(path, name)!r} ({type(m).__name__}) is a lazy parameter, which "
+                        f"its first forward creates and initializes from the global RNG, "
+                        f"where rules cannot reach; run one forward pass first (model(example)), "
+                        f"then rules.reset_parameters(model)"
+                    )
                 full = join(path, name)
                 found = self._path_rule(full, used)
-                if found is not None and (id(m), name) not in tensors:
-                    tensors[(id(m), name)] = _Claim(full, found.spec, found.label)
+                if found is not None:
+                    _claim(tensors, (id(m), name), _Claim(full, found.spec, found.label))
         for i, rule in enumerate(self.rules):
             if i not in used:
                 raise PlanError(_no_match(rule, model, layers, i in inside_seeded))
@@ -343,6 +353,11 @@ class InitRules:
                     f"{where} names no layer of {type(model).__name__}{_near(path, by_path)}"
                 )
             m, seeded = by_path[path]
+            if not any(True for _ in m.parameters()):
+                raise PlanError(
+                    f"{where} names {path!r} ({type(m).__name__}), which holds no parameters; "
+                    f"give the seed to a layer that has some"
+                )
             if seeded:
                 raise PlanError(
                     f"{where} names {path!r}, which is (part of) a SeededModule: it takes its "
@@ -360,15 +375,29 @@ class InitRules:
                 label = claim.label if claim is not None else "seeds="
                 modules[id(m)] = _Claim(path, InitSpec("default", seed=seed), label)
             elif claim.spec.seed is not None and claim.spec.seed != seed:
+                given = "" if claim.path == path else f" (as {claim.path!r}, the same layer)"
                 raise PlanError(
-                    f"{where} = {seed}, but {claim.label} gives {path!r} seed={claim.spec.seed}; "
-                    f"keep one of them"
+                    f"{where} = {seed}, but {claim.label} gives {path!r}{given} "
+                    f"seed={claim.spec.seed}; keep one of them"
                 )
             else:
                 modules[id(m)] = _Claim(
                     claim.path, part_spec(claim.spec, where, seed=seed), claim.label
                 )
         del tensors  # parameters take seeds from their rule: seeded_init(..., seed=...)
+
+
+def _claim(table: dict[_K, _Claim], key: _K, claim: _Claim) -> None:
+    """Record ``claim``; a module (or parameter) held under two paths may not be claimed
+    by two rules that say different things."""
+    old = table.setdefault(key, claim)
+    if old is not claim and (old.spec != claim.spec or old.label != claim.label):
+        what = "layer" if isinstance(key, int) else "tensor"
+        raise PlanError(
+            f"{old.path!r} and {claim.path!r} are one {what} held under two names, claimed "
+            f"by two rules: {old.label} ({_what(old.spec)}) and {claim.label} "
+            f"({_what(claim.spec)}); give both names the same rule, or rule one name only"
+        )
 
 
 def _checked_model(model: object, where: str) -> nn.Module:
