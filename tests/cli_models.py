@@ -43,3 +43,16 @@ def broken() -> nn.Module:
 
 def not_a_module() -> int:
     return 3
+
+
+def prints() -> Net:
+    print("building the model...")
+    return Net()
+
+
+def exits() -> Net:
+    raise SystemExit(0)
+
+
+def lazy() -> nn.Sequential:
+    return nn.Sequential(nn.LazyLinear(4))

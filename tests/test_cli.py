@@ -120,6 +120,11 @@ def test_check_passes_a_correct_init_and_fails_a_wrong_one(
         (["plan", "missing.py:f"], "no file 'missing.py'"),
         (["diff", f"{MODELS}:net"], "AFTER"),
         (["check", f"{MODELS}:net", "--tolerance", "many"], "--tolerance"),
+        (["plan", f"{MODELS}:exits"], "called sys.exit(0) instead of returning"),
+        (["diff", "missing.json", f"{MODELS}:net"], "'missing.json': no such file"),
+        (["check", f"{MODELS}:net", "--png", ""], "is not a file name"),
+        (["check", f"{MODELS}:net", "--png", "/no/such/dir/h.png"], "cannot write in"),
+        (["plan", f"{MODELS}:lazy"], "lazy parameter"),
     ],
 )
 def test_errors_are_one_line_with_exit_status_2(
@@ -163,3 +168,10 @@ def test_the_module_runs_as_a_command_from_a_file(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1
+
+
+def test_what_a_factory_prints_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "plan", f"{MODELS}:prints", "--json")
+    assert status == 0
+    assert Provenance.from_json(out).digest == fingerprint(cli_models.net()).digest
+    assert err == "building the model...\n"

@@ -189,3 +189,8 @@ def test_extra_state_is_left_out() -> None:
     fp = fingerprint(Stateful())
     assert list(fp.tensors) == ["w"]
     assert fp.tensors["w"] == by_hand(torch.ones(2))
+
+
+def test_a_lazy_parameter_has_no_fingerprint_yet() -> None:
+    with pytest.raises(ValueError, match=r"'0.weight' is a lazy layer's parameter.*forward"):
+        fingerprint(nn.Sequential(nn.LazyLinear(2)))

@@ -154,3 +154,20 @@ def test_from_json_refuses_what_to_json_did_not_write(
     for text in ("", "[]", "{"):
         with pytest.raises(ValueError, match="not a provenance"):
             Provenance.from_json(text)
+
+
+def test_wrong_argument_types_are_type_errors() -> None:
+    prov = Provenance.of(Net())
+    with pytest.raises(TypeError, match=r"takes an nn\.Module, not str"):
+        prov.verify("model")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    with pytest.raises(TypeError, match="rules= takes the InitRules"):
+        Provenance.of(nn.Linear(2, 2), {"0": "normal"})  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    with pytest.raises(TypeError, match="weights"):
+        Provenance.of(Net(), weights=1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+def test_a_plan_holding_a_tensor_twice_is_refused() -> None:
+    data = json.loads(Provenance.of(Net()).to_json())
+    data["plan"]["entries"].append(data["plan"]["entries"][0])
+    with pytest.raises(ValueError, match=r"holds 'norm\.weight' twice"):
+        Provenance.from_json(json.dumps(data))

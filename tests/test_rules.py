@@ -586,3 +586,18 @@ def test_a_seed_for_a_layer_without_parameters_is_an_error() -> None:
         PlanError, match=r"seeds\['1'\] names '1' \(ReLU\), which holds no parameters"
     ):
         InitRules(seeds={"1": 4}).reset_parameters(model)
+
+
+def test_a_constant_an_integer_parameter_cannot_hold_is_refused() -> None:
+    class Counter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = nn.Parameter(torch.zeros(3, dtype=torch.int64), requires_grad=False)
+
+    model = Counter()
+    for val in (1e30, 2.5):
+        with pytest.raises(PlanError, match=r"int64 cannot hold.*Give it a whole number"):
+            InitRules({"n": seeded_init(scheme="constant", val=val)}).reset_parameters(model)
+        assert torch.equal(P(model, "n"), torch.zeros(3, dtype=torch.int64))
+    InitRules({"n": seeded_init(scheme="constant", val=7)}).reset_parameters(model)
+    assert torch.equal(P(model, "n"), torch.full((3,), 7))

@@ -545,10 +545,13 @@ class Builder:
                 problem = range_problem(spec.scheme, kwargs, tensor)
                 if problem is not None:
                     wide = tensor.dtype in (torch.float32, torch.float64)
+                    fix = "smaller values" if wide else "smaller values, or keep it in float32"
+                    if not tensor.is_floating_point():
+                        fix = "a whole number that fits"
                     raise PlanError(
                         f"{where} (layer {unit_path or 'root'!r}): parameter {rel!r} is "
                         f"{tensor.dtype}, and scheme {rule_text(spec.scheme, kwargs)} {problem}. "
-                        f"Give it smaller values{'' if wide else ', or keep it in float32'}"
+                        f"Give it {fix}"
                     )
                 fill = make_fill(spec.scheme, kwargs)
                 assert fill is not None

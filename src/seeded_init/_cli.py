@@ -15,10 +15,12 @@ error, printed as one line on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
@@ -108,6 +110,24 @@ def _seed(text: str) -> int:
 
 def _load(ref: str, what: str) -> object:
     """The object ``MODULE:NAME`` names (``NAME`` may be dotted); a file path for MODULE."""
+    with _user_code(f"{what} {ref!r}"):
+        return _find(ref, what)
+
+
+@contextlib.contextmanager
+def _user_code(where: str) -> Generator[None, None, None]:
+    """Run a module's or factory's code: what it prints goes to stderr (stdout is the
+    output, e.g. JSON), and ``sys.exit`` in it is an error, not the command's exit."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except SystemExit as exc:
+        raise _Refused(
+            f"{where} called sys.exit({exc.code!r}) instead of returning; make it return"
+        ) from exc
+
+
+def _find(ref: str, what: str) -> object:
     module_name, sep, name = ref.rpartition(":")
     if not sep or not module_name or not name:
         raise _Refused(f"{what} {ref!r} is not MODULE:NAME, e.g. examples/02_gpt2.py:make_model")
@@ -150,11 +170,12 @@ def _model(ref: str, meta: bool) -> nn.Module:
     factory = _load(ref, "factory")
     if not callable(factory):
         raise _Refused(f"factory {ref!r} is {type(factory).__name__}, not a callable")
-    if meta:
-        with torch.device("meta"):
+    with _user_code(f"factory {ref!r}"):
+        if meta:
+            with torch.device("meta"):
+                model = factory()
+        else:
             model = factory()
-    else:
-        model = factory()
     if not isinstance(model, nn.Module):
         raise _Refused(f"factory {ref!r} returned {type(model).__name__}, not an nn.Module")
     return model
@@ -172,7 +193,8 @@ def _rules(ref: str | None, model: nn.Module) -> InitRules | None:
         return InitRules()
     rules = _load(ref, "--rules")
     if callable(rules) and not isinstance(rules, InitRules):
-        rules = rules()
+        with _user_code(f"--rules {ref!r}"):
+            rules = rules()
     if not isinstance(rules, InitRules):
         raise _Refused(f"--rules {ref!r} is {type(rules).__name__}, not an InitRules")
     return rules
@@ -196,7 +218,10 @@ def _initialized(
 
 def _read(source: str, rules_ref: str | None, seed: int | None, meta: bool) -> Provenance:
     path = Path(source)
-    if path.is_file() and ":" not in source.replace("\\", "/").rpartition("/")[2]:
+    named = source.replace("\\", "/").rpartition("/")[2]
+    if ":" not in named and not path.is_file():
+        raise _Refused(f"{source!r}: no such file (a plan is a JSON file, a model MODULE:FACTORY)")
+    if path.is_file() and ":" not in named:
         text = path.read_text()
         try:
             return Provenance.from_json(text)
@@ -236,6 +261,8 @@ def _diff(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from ._stats import check_distributions
 
+    if args.png is not None:
+        _writable(args.png)
     model, _, prov = _initialized(args.factory, args.rules, args.seed, False)
     result = check_distributions(model, prov.plan, tolerance=args.tolerance)
     print(result)
@@ -245,6 +272,16 @@ def _check(args: argparse.Namespace) -> int:
         plot_distributions(model, prov.plan, args.png)
         print(f"histograms: {args.png}")
     return 0 if result.ok else 1
+
+
+def _writable(png: str) -> None:
+    """Refuse a --png path that cannot be written, before the check runs."""
+    path = Path(png)
+    if not png or path.is_dir():
+        raise _Refused(f"--png {png!r} is not a file name; write e.g. --png histograms.png")
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise _Refused(f"--png {png!r}: cannot write in {str(folder)!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

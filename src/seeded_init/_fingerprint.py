@@ -21,7 +21,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from ._torch import local_part
+from ._torch import local_part, uninitialized
 
 __all__ = ["Fingerprint", "fingerprint"]
 
@@ -72,6 +72,11 @@ def fingerprint(model: nn.Module) -> Fingerprint:
 
 def tensor_digest(t: torch.Tensor, name: str = "tensor") -> str:
     """The digest of one tensor's dtype, shape and values."""
+    if uninitialized(t):
+        raise ValueError(
+            f"fingerprint: {name!r} is a lazy layer's parameter, which holds no values before "
+            f"the layer's first forward; run one forward pass (model(example)) first"
+        )
     t = t.detach()
     if local_part(t)[1] is not None:
         sharded: Any = t

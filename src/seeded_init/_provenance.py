@@ -68,6 +68,8 @@ class Provenance:
             PlanError: the plan cannot be made (see ``init_plan``).
             ValueError: ``weights`` and a tensor on the meta device.
         """
+        if not isinstance(weights, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(f"Provenance.of(weights=...) takes True or False, not {weights!r}")
         plan = _plan(model, rules, seed)
         if not weights:
             return cls(plan, None, MappingProxyType({}), torch.__version__)
@@ -81,6 +83,7 @@ class Provenance:
             ProvenanceError: it does not (naming the tensors that differ), or no weights were
                 recorded.
         """
+        _module_only(model, "Provenance.verify")
         if self.digest is None:
             raise ProvenanceError(
                 "Provenance.verify: this provenance holds a plan without weights (taken with "
@@ -191,8 +194,21 @@ def without_devices(plan: InitPlan) -> InitPlan:
     return InitPlan(plan.root_seed, tuple(replace(e, device="") for e in plan.entries))
 
 
+def _module_only(model: object, where: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{where} takes an nn.Module, not {type(model).__name__}")
+
+
 def _plan(model: nn.Module, rules: InitRules | None, seed: int | None) -> InitPlan:
     from ._module import SeededModule
+    from ._rules import InitRules
+
+    _module_only(model, "Provenance")
+    if rules is not None and not isinstance(rules, InitRules):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise TypeError(
+            f"Provenance: rules= takes the InitRules that initialized the model, not "
+            f"{type(rules).__name__}; write InitRules({{...}})"
+        )
 
     if isinstance(model, SeededModule):
         if rules is not None:

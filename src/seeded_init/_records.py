@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -132,6 +133,10 @@ class InitPlan:
                 f"InitPlan.from_json: not an init plan written by to_json: {exc}"
             ) from exc
         paths = {e.path for e in entries}
+        if len(paths) < len(entries):
+            counts = Counter(e.path for e in entries)
+            twice = next(p for p, n in counts.items() if n > 1)
+            raise ValueError(f"InitPlan.from_json: the plan holds {twice!r} twice")
         for e in entries:
             if e.tied_to is not None and e.tied_to not in paths:
                 raise ValueError(

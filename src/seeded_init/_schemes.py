@@ -240,7 +240,18 @@ def _kaiming_gain(kw: Mapping[str, KwValue]) -> float:
 def range_problem(scheme: str, kw: Mapping[str, KwValue], tensor: torch.Tensor) -> str | None:
     """Why ``scheme`` cannot fill ``tensor`` in its dtype (a number it would pass to torch is
     beyond the dtype's range, which torch refuses midway or turns into inf), or None."""
-    if not tensor.is_floating_point() or tensor.numel() == 0:
+    if tensor.numel() == 0 or tensor.is_complex():
+        return None
+    if not tensor.is_floating_point():
+        if scheme != "constant" or tensor.dtype == torch.bool:
+            return None  # random schemes on integers are refused elsewhere; 0 and 1 fit
+        val = _num(kw, "val")
+        info = torch.iinfo(tensor.dtype)
+        if not (math.isfinite(val) and val == int(val) and info.min <= val <= info.max):
+            return (
+                f"would write val={val:.6g}, which {tensor.dtype} cannot hold (whole numbers "
+                f"in [{info.min}, {info.max}])"
+            )
         return None
     values: list[tuple[str, float]] = []
     if scheme == "uniform":
