@@ -2,7 +2,7 @@
 
 Part 1 is the third script of the origin Q&A (a ``named_modules()`` loop with a seed
 dictionary) as ``InitRules``, checked bitwise against the hand-written loop. Part 2 is a
-Hugging Face GPT-2 (``pip install "seeded-init[hf]"``; built from a config, nothing is
+Hugging Face GPT-2 (``pip install -e ".[hf]"``; built from a config, nothing is
 downloaded): rules as GPT-2's own init describes it, the plan, a checkpoint carrying its
 provenance (read back with ``torch.load(weights_only=True)``), re-init from it, and the
 distribution check. The command line shows the same for any factory:
@@ -113,7 +113,7 @@ def part_2(small: bool, png: str | None) -> bool:
     try:
         import transformers  # noqa: F401  # pyright: ignore[reportUnusedImport]
     except ImportError:
-        print('part 2 skipped: pip install "seeded-init[hf]" for transformers')
+        print('part 2 skipped: pip install -e ".[hf]" for transformers')
         return True
     n = 2 if small else N_LAYER
     rules = gpt2_rules(n)

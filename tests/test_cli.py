@@ -175,3 +175,32 @@ def test_what_a_factory_prints_goes_to_stderr(capsys: pytest.CaptureFixture[str]
     assert status == 0
     assert Provenance.from_json(out).digest == fingerprint(cli_models.net()).digest
     assert err == "building the model...\n"
+
+
+def test_a_reader_that_stops_early_is_no_error() -> None:
+    """``python -m seeded_init plan ... | head -1``: exit 0, nothing on stderr."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seeded_init", "plan", "examples/02_gpt2.py:tiny"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"root seed 0\n"
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+
+
+def test_a_factory_file_imports_its_siblings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_layers.py").write_text("from torch import nn\nWIDTH = 6\n")
+    (tmp_path / "factory.py").write_text(
+        "from torch import nn\nimport my_layers\n\n"
+        "def model() -> nn.Module:\n    return nn.Linear(my_layers.WIDTH, 2)\n"
+    )
+    monkeypatch.setattr(sys, "path", list(sys.path))  # restored after the test
+    monkeypatch.chdir(ROOT)  # elsewhere than the factory's folder
+    status, out, _ = run(capsys, "plan", f"{tmp_path / 'factory.py'}:model")
+    assert status == 0 and "2x6" in out

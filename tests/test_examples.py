@@ -47,7 +47,7 @@ def test_example_runs_and_passes_its_checks(name: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     expected = EXPECTED[name]
     if name == "05_existing_models.py" and importlib.util.find_spec("transformers") is None:
-        expected = [expected[0], 'part 2 skipped: pip install "seeded-init[hf]"', expected[-1]]
+        expected = [expected[0], 'part 2 skipped: pip install -e ".[hf]"', expected[-1]]
     for line in expected:
         assert line in result.stdout, (line, result.stdout)
 

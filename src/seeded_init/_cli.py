@@ -103,7 +103,7 @@ def _parser() -> _Parser:
 
 def _seed(text: str) -> int:
     try:
-        return check_seed(int(text), "--seed")
+        return check_seed(int(text), "the seed")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
@@ -130,7 +130,7 @@ def _user_code(where: str) -> Generator[None, None, None]:
 def _find(ref: str, what: str) -> object:
     module_name, sep, name = ref.rpartition(":")
     if not sep or not module_name or not name:
-        raise _Refused(f"{what} {ref!r} is not MODULE:NAME, e.g. examples/02_gpt2.py:make_model")
+        raise _Refused(f"{what} {ref!r} is not MODULE:NAME, e.g. examples/02_gpt2.py:tiny")
     if module_name.endswith(".py") or "/" in module_name:
         path = Path(module_name)
         if not path.is_file():
@@ -161,6 +161,9 @@ def _from_file(path: Path, where: str) -> ModuleType:
             raise _Refused(f"{where}: {str(path)!r} cannot be imported")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # dataclasses and pickle look their module up
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:  # as running the file would: its siblings import
+            sys.path.insert(0, folder)
         spec.loader.exec_module(module)
         _files[key] = module
     return module
@@ -289,7 +292,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         command = {"plan": _plan, "diff": _diff, "check": _check}[args.command]
-        return command(args)
+        status = command(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:  # the reader stopped reading (| head): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit says nothing
+        return 0
     except _Refused as exc:
         _say(f"{_PROG}: error: {exc}")
     except Exception as exc:  # one line, whatever the model's code raised

@@ -1,7 +1,7 @@
 """The distribution check as a picture: per-tensor histograms against the theoretical density.
 
-matplotlib is an optional dependency (``pip install "seeded-init[plot]"``), imported only
-when a picture is drawn. The figure is drawn on matplotlib's Agg canvas directly, without
+matplotlib is an optional dependency (the ``plot`` extra), imported only when a picture is
+drawn. The figure is drawn on matplotlib's Agg canvas directly, without
 pyplot, so the caller's matplotlib backend and pyplot state are left as they are.
 """
 
@@ -109,7 +109,8 @@ def plot_distributions(
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(
-            'plot_distributions needs matplotlib: pip install "seeded-init[plot]"'
+            "plot_distributions needs matplotlib: install the plot extra "
+            '(pip install -e ".[plot]" in a clone of seeded-init)'
         ) from exc
     drawn = gather(model, plan, "plot_distributions")
     check = check_drawn(drawn, 5.0)

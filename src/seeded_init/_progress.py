@@ -9,6 +9,7 @@ elements the fills write; tqdm draws it.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Generator
@@ -65,6 +66,10 @@ def _decide() -> tuple[bool, float]:
     return stream is not None and stream.isatty(), _DELAY
 
 
+def _columns() -> int:
+    return shutil.get_terminal_size((80, 20)).columns
+
+
 def wanted() -> bool:
     """Whether a reset on this thread would show the bar now."""
     return _decide()[0]
@@ -92,7 +97,9 @@ def open_bar(total: Callable[[], int]) -> Generator[Bar | None, None, None]:
         delay=delay,
         leave=False,
         file=sys.stderr,
-        dynamic_ncols=True,
+        # a terminal that reports 0 columns (some CI and container ptys) would get no bar
+        dynamic_ncols=_columns() > 0,
+        ncols=None if _columns() > 0 else 80,
     )
     try:
         yield bar.update
