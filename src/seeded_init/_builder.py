@@ -78,8 +78,8 @@ class Builder:
             return
         self.rule_params(m, path)
         claim = None if self.ruled is None else self.ruled.modules.get(id(m))
-        if claim is not None and claim.spec is not None:
-            self.declared_unit(self.ruled.owner, m, path, claim.spec, claim.label)  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
+        if self.ruled is not None and claim is not None and claim.spec is not None:
+            self.declared_unit(self.ruled.owner, m, path, claim.spec, claim.label)
         elif default_handler(m) is None and module_reset(m) is not None:
             self.third_party_unit(m, path)
         else:
