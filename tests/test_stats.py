@@ -704,7 +704,7 @@ def test_plot_without_matplotlib_says_how_to_install_it(
 ) -> None:
     for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(ImportError, match=r'pip install "seeded-init\[plot\]"'):
+    with pytest.raises(ImportError, match=r'the plot extra \(pip install -e "\.\[plot\]"'):
         plot_distributions(torch_twin(), declared_plan(), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
 
