@@ -391,7 +391,7 @@ def _claim(table: dict[_K, _Claim], key: _K, claim: _Claim) -> None:
     """Record ``claim``; a module (or parameter) held under two paths may not be claimed
     by two rules that say different things."""
     old = table.setdefault(key, claim)
-    if old is not claim and (old.spec != claim.spec or old.label != claim.label):
+    if old is not claim and old.spec != claim.spec:
         what = "layer" if isinstance(key, int) else "tensor"
         raise PlanError(
             f"{old.path!r} and {claim.path!r} are one {what} held under two names, claimed "
