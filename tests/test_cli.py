@@ -144,29 +144,21 @@ def test_a_bad_plan_file_is_an_error(capsys: pytest.CaptureFixture[str], tmp_pat
     assert status == 2 and "neither a plan nor a provenance" in err
 
 
-def test_the_module_runs_as_a_command_from_a_file(tmp_path: Path) -> None:
-    """The real entry point, in a second process, on a file path."""
+def command(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m seeded_init ...`` in a second process, from the repository root."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run(
-        [sys.executable, "-m", "seeded_init", "plan", "tests/cli_models.py:net", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return subprocess.run(
+        [sys.executable, "-m", "seeded_init", *argv],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_the_module_runs_as_a_command_from_a_file() -> None:
+    """The real entry point, in a second process, on a file path."""
+    done = command("plan", "tests/cli_models.py:net", "--json")
     assert done.returncode == 0, done.stderr
     assert Provenance.from_json(done.stdout).digest == fingerprint(cli_models.net()).digest
-    done = subprocess.run(
-        [sys.executable, "-m", "seeded_init", "plan", "tests/cli_models.py:broken"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    done = command("plan", "tests/cli_models.py:broken")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
 
 

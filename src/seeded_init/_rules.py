@@ -274,8 +274,8 @@ class InitRules:
         for i, rule in enumerate(self.rules):
             if i not in used:
                 raise PlanError(_no_match(rule, model, layers, i in inside_seeded))
-        self._apply_seeds(model, layers, modules, tensors)
-        _check_parts(model, modules, tensors)
+        self._apply_seeds(model, layers, modules)
+        _check_parts(modules, tensors)
         return Ruled(MappingProxyType(modules), MappingProxyType(tensors), model)
 
     def _rule_for(
@@ -335,8 +335,9 @@ class InitRules:
         model: nn.Module,
         layers: list[tuple[str, nn.Module, bool]],
         modules: dict[int, _Claim],
-        tensors: dict[tuple[int, str], _Claim],
     ) -> None:
+        """Give the layers of ``seeds=`` their seeds (parameters take theirs from a rule:
+        seeded_init(..., seed=...))."""
         by_path = {path: (m, seeded) for path, m, seeded in layers}
         for path, seed in self.seeds.items():
             where = f"InitRules: seeds[{path!r}]"
@@ -384,7 +385,6 @@ class InitRules:
                 modules[id(m)] = _Claim(
                     claim.path, part_spec(claim.spec, where, seed=seed), claim.label
                 )
-        del tensors  # parameters take seeds from their rule: seeded_init(..., seed=...)
 
 
 def _claim(table: dict[_K, _Claim], key: _K, claim: _Claim) -> None:
@@ -521,7 +521,6 @@ def _ruled_above(
 
 
 def _check_parts(
-    model: nn.Module,
     modules: Mapping[int, _Claim],
     tensors: Mapping[tuple[int, str], _Claim],
 ) -> None:
@@ -548,4 +547,3 @@ def _check_parts(
                         f"...}} at {outer.path!r}) and {inner.label} (at {inner.path!r}); "
                         f"keep one of them"
                     )
-    del model
